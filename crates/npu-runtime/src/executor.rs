@@ -1,0 +1,215 @@
+//! The execution engine behind one stream: an in-order task queue drained by one worker thread,
+//! plus `submitted`/`completed` sequence counters that events and the allocator use to tell
+//! whether work has finished without holding any lock.
+
+use std::collections::VecDeque;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::Instant;
+
+use crate::error::{ErrorKind, Result, RtError};
+use crate::util::{lock, panic_message, spin_until, wait, SPIN};
+use crate::DeviceIndex;
+
+/// Device work: returns Err(message) when the kernel finds a problem in the data.
+pub type Work = Box<dyn FnOnce() -> std::result::Result<(), String> + Send>;
+
+/// Most tasks a host thread may have queued on one stream; launching more waits, like a full
+/// CUDA launch queue. Bounds the memory held by queued closures and by deferred frees when the
+/// host runs far ahead of the device.
+pub const MAX_QUEUED_PER_STREAM: u64 = 1024;
+
+pub(crate) enum Task {
+    Run {
+        name: Box<str>,
+        work: Work,
+        /// Where launch-blocking mode wants the error; `None` makes it sticky on the stream.
+        report: Option<Arc<Mutex<Option<RtError>>>>,
+    },
+    /// Timing marker of an event: stamps the time at which it executes.
+    Mark(Arc<OnceLock<Instant>>),
+    /// `wait_event`: holds this stream until `stream` has completed `target` tasks.
+    Wait(&'static StreamState, u64),
+}
+
+struct Queue {
+    tasks: VecDeque<Task>,
+    worker_started: bool,
+    /// The worker is parked on `work_cv` and needs a notify.
+    idle: bool,
+}
+
+pub(crate) struct StreamState {
+    pub device: DeviceIndex,
+    pub id: i64,
+    queue: Mutex<Queue>,
+    work_cv: Condvar,
+    /// Tasks ever submitted; incremented under the queue lock so sequence order = queue order.
+    submitted: AtomicU64,
+    /// Tasks finished, in order: task n is done iff completed >= n.
+    completed: AtomicU64,
+    done_lock: Mutex<()>,
+    done_cv: Condvar,
+    /// Threads blocked on `done_cv`; lets the worker skip the lock when nobody waits.
+    waiters: AtomicUsize,
+    error: Mutex<Option<RtError>>,
+}
+
+thread_local! {
+    /// The stream whose worker this thread is, to refuse waits that would wait on themselves.
+    static WORKER_OF: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// True on any stream's worker thread, i.e. inside device work. Such a thread must not block
+/// on other streams: one of them may be waiting (through an event) for the work it runs.
+pub(crate) fn on_any_worker() -> bool {
+    WORKER_OF.with(|w| w.get()) != 0
+}
+
+impl StreamState {
+    pub fn new(device: DeviceIndex, id: i64) -> Self {
+        StreamState {
+            device,
+            id,
+            queue: Mutex::new(Queue { tasks: VecDeque::new(), worker_started: false, idle: false }),
+            work_cv: Condvar::new(),
+            submitted: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
+            done_lock: Mutex::new(()),
+            done_cv: Condvar::new(),
+            waiters: AtomicUsize::new(0),
+            error: Mutex::new(None),
+        }
+    }
+
+    pub fn submitted(&self) -> u64 {
+        self.submitted.load(SeqCst)
+    }
+
+    pub fn completed(&self) -> u64 {
+        self.completed.load(SeqCst)
+    }
+
+    pub fn is_done(&self, target: u64) -> bool {
+        self.completed() >= target
+    }
+
+    /// True when called from this stream's own worker (i.e. from inside its work).
+    pub fn on_own_worker(&'static self) -> bool {
+        WORKER_OF.with(|w| w.get() == self as *const _ as usize)
+    }
+
+    /// Enqueues a task; returns its sequence number. Never runs it here.
+    pub fn submit(&'static self, task: Task) -> Result<u64> {
+        // Throttle host threads only: a worker waiting on another stream's queue could close a
+        // cycle with that stream waiting (through an event) on the worker's own stream.
+        let backlog_limit = self.submitted().saturating_sub(MAX_QUEUED_PER_STREAM - 1);
+        if !self.is_done(backlog_limit) && !on_any_worker() {
+            self.wait_for(backlog_limit);
+        }
+        let mut q = lock(&self.queue);
+        if !q.worker_started {
+            std::thread::Builder::new()
+                .name(format!("npu{}-stream{}", self.device, self.id))
+                .spawn(move || self.worker_loop())
+                .map_err(|e| RtError::new(ErrorKind::Kernel, format!("cannot start NPU stream worker: {e}")))?;
+            q.worker_started = true;
+        }
+        q.tasks.push_back(task);
+        let seq = self.submitted.fetch_add(1, SeqCst) + 1;
+        let wake = std::mem::replace(&mut q.idle, false);
+        drop(q);
+        if wake {
+            self.work_cv.notify_one();
+        }
+        Ok(seq)
+    }
+
+    /// Blocks until task `target` has completed (spinning briefly first). Returns false,
+    /// without waiting, if that would deadlock: called from this stream's worker for work
+    /// that has not run yet.
+    pub fn wait_for(&'static self, target: u64) -> bool {
+        if self.is_done(target) {
+            return true;
+        }
+        if self.on_own_worker() {
+            return false;
+        }
+        if spin_until(SPIN, || self.is_done(target)) {
+            return true;
+        }
+        let mut g = lock(&self.done_lock);
+        self.waiters.fetch_add(1, SeqCst);
+        while !self.is_done(target) {
+            g = wait(&self.done_cv, g);
+        }
+        self.waiters.fetch_sub(1, SeqCst);
+        true
+    }
+
+    /// Waits for everything submitted so far.
+    pub fn wait_all(&'static self) -> bool {
+        self.wait_for(self.submitted())
+    }
+
+    /// Takes the sticky error (the first one since the last report).
+    pub fn take_error(&self) -> Option<RtError> {
+        lock(&self.error).take()
+    }
+
+    fn worker_loop(&'static self) {
+        WORKER_OF.with(|w| w.set(self as *const _ as usize));
+        let mut popped = 0u64;
+        loop {
+            // Spin without the lock first: launches often come back to back.
+            spin_until(SPIN, || self.submitted.load(SeqCst) > popped);
+            let task = {
+                let mut q = lock(&self.queue);
+                loop {
+                    if let Some(t) = q.tasks.pop_front() {
+                        break t;
+                    }
+                    q.idle = true;
+                    q = wait(&self.work_cv, q);
+                }
+            };
+            popped += 1;
+            self.run(task);
+            self.completed.store(popped, SeqCst);
+            if self.waiters.load(SeqCst) > 0 {
+                // Taking the lock orders this notify after a waiter's check-then-wait.
+                let _g = lock(&self.done_lock);
+                self.done_cv.notify_all();
+            }
+        }
+    }
+
+    fn run(&self, task: Task) {
+        match task {
+            Task::Run { name, work, report } => {
+                let msg = match catch_unwind(AssertUnwindSafe(work)) {
+                    Ok(Ok(())) => return,
+                    Ok(Err(m)) => m,
+                    Err(p) => format!("panic: {}", panic_message(p.as_ref())),
+                };
+                let err = RtError::new(ErrorKind::Kernel, format!("NPU error in {name}: {msg}"));
+                match report {
+                    Some(slot) => *lock(&slot) = Some(err),
+                    None => {
+                        let mut sticky = lock(&self.error);
+                        if sticky.is_none() {
+                            *sticky = Some(err);
+                        }
+                    }
+                }
+            }
+            Task::Mark(stamp) => {
+                let _ = stamp.set(Instant::now());
+            }
+            Task::Wait(other, target) => {
+                other.wait_for(target);
+            }
+        }
+    }
+}
