@@ -1,0 +1,96 @@
+//! `copy_`: strided copy between views of equal sizes, converting dtypes.
+
+use crate::convert::{dispatch, Element};
+use crate::dtype::DType;
+use crate::simd;
+use crate::view::{err, par_ranges, Layout, Ptr, View};
+use crate::KernelError;
+use half::f16;
+
+/// Conversions are compute-bound: split above ~64K elements.
+const CONVERT_GRAIN: usize = 32 * 1024;
+/// Plain copies are bandwidth-bound: split above ~1 MiB.
+const MEMCPY_GRAIN_BYTES: usize = 512 * 1024;
+
+/// Copies `src` into `dst` (same sizes; `src` may broadcast with stride 0), converting each
+/// element with PyTorch's rules. `dst` and `src` must not partially overlap; copying a view
+/// onto itself is a no-op.
+pub fn copy(dst: &View, src: &View) -> Result<(), KernelError> {
+    let n = dst.validate("copy_")?;
+    src.validate("copy_")?;
+    if dst.sizes != src.sizes {
+        return Err(err(
+            "copy_",
+            format!(
+                "destination size {:?} does not match source size {:?}",
+                dst.sizes, src.sizes
+            ),
+        ));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    dst.check_writable("copy_")?;
+    if dst.dtype == src.dtype && dst.ptr == src.ptr && dst.strides == src.strides {
+        return Ok(());
+    }
+    let layout = Layout::new(&dst.sizes, [&dst.strides, &src.strides]);
+    let (d, s) = (Ptr::new(dst.ptr), Ptr::new(src.ptr));
+    if dst.dtype == src.dtype {
+        // Same dtype: move bits (keeps NaN payloads and -0.0), dispatched on size alone.
+        match dst.dtype.size() {
+            1 => copy_bits::<u8>(&layout, d, s),
+            2 => copy_bits::<u16>(&layout, d, s),
+            4 => copy_bits::<u32>(&layout, d, s),
+            8 => copy_bits::<u64>(&layout, d, s),
+            _ => copy_bits::<[u64; 2]>(&layout, d, s),
+        }
+    } else {
+        dispatch!(dst.dtype, D => dispatch!(src.dtype, S => copy_convert::<D, S>(&layout, d, s)));
+    }
+    Ok(())
+}
+
+fn copy_bits<T: Copy>(layout: &Layout<2>, dst: Ptr, src: Ptr) {
+    let [ds, ss] = layout.inner_strides();
+    let grain = MEMCPY_GRAIN_BYTES / std::mem::size_of::<T>();
+    par_ranges(layout.numel(), grain, |range| {
+        layout.for_each_row(range, |_, [od, os], len| unsafe {
+            let (d, s) = (dst.at::<T>(od), src.at::<T>(os));
+            if ds == 1 && ss == 1 {
+                std::ptr::copy(s, d, len);
+            } else {
+                for k in 0..len as isize {
+                    *d.offset(k * ds) = *s.offset(k * ss);
+                }
+            }
+        })
+    });
+}
+
+fn copy_convert<D: Element, S: Element>(layout: &Layout<2>, dst: Ptr, src: Ptr) {
+    let [ds, ss] = layout.inner_strides();
+    par_ranges(layout.numel(), CONVERT_GRAIN, |range| {
+        layout.for_each_row(range, |_, [od, os], len| unsafe {
+            let (d, s) = (dst.at::<D>(od), src.at::<S>(os));
+            // Raw pointers, not slices: an in-place conversion between same-size dtypes
+            // (dst and src at one address) is legal in PyTorch.
+            if ds == 1 && ss == 1 {
+                // f32 <-> f16 is every autocast's copy; the scalar loop does not vectorize.
+                if D::DTYPE == DType::F16 && S::DTYPE == DType::F32 {
+                    return simd::f32_to_f16(s as *const f32, d as *mut f16, len);
+                }
+                if D::DTYPE == DType::F32 && S::DTYPE == DType::F16 {
+                    return simd::f16_to_f32(s as *const f16, d as *mut f32, len);
+                }
+                for k in 0..len {
+                    *d.add(k) = (*s.add(k)).cast::<D>();
+                }
+            } else {
+                for k in 0..len as isize {
+                    *d.offset(k * ds) = (*s.offset(k * ss)).cast::<D>();
+                }
+            }
+        })
+    });
+}

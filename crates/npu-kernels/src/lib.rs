@@ -1,0 +1,43 @@
+//! npu-kernels: the op library of the software NPU.
+//!
+//! Kernels take [`View`]s (raw pointer, dtype, sizes, strides in elements) into memory the caller
+//! owns, and compute with PyTorch's CPU semantics. No torch types, no streams: the runtime
+//! decides when a kernel runs, the kernel only computes. Large work is split on rayon's global
+//! pool; results never depend on the split.
+//!
+//! Kernels never panic on bad input: they return a [`KernelError`] whose message reads like
+//! PyTorch's for the same mistake.
+
+mod convert;
+mod copy;
+mod dtype;
+mod fill;
+mod philox;
+mod random;
+mod scalar;
+mod simd;
+mod view;
+
+pub use convert::{f32_to_bf16, Bool8, Complex, Element};
+pub use copy::copy;
+pub use dtype::DType;
+pub use fill::fill;
+pub use philox::{philox4x32_10, PhiloxStream};
+pub use random::{
+    bernoulli_scalar, bernoulli_tensor, cauchy, exponential, geometric, log_normal, normal,
+    normal_tensor, random_from_to, random_full, randperm, uniform,
+};
+pub use scalar::Scalar;
+pub use view::{with_sequential, View};
+
+/// A kernel failure, with a PyTorch-style message.
+#[derive(Debug, Clone)]
+pub struct KernelError(pub String);
+
+impl std::fmt::Display for KernelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for KernelError {}

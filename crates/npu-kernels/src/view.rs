@@ -1,0 +1,423 @@
+//! Strided views of raw memory, and the iteration shared by all kernels: dimension coalescing,
+//! row-by-row walks over a range of logical (row-major) element indices, and the parallel split.
+
+use crate::dtype::DType;
+use crate::KernelError;
+use rayon::prelude::*;
+use std::cell::Cell;
+use std::ops::Range;
+
+/// A tensor view: `ptr` points at the first element (storage offset already applied), strides
+/// count elements. Any rank, 0-dim and zero-size included; stride 0 broadcasts.
+#[derive(Clone, Debug)]
+pub struct View {
+    pub ptr: *mut u8,
+    pub dtype: DType,
+    pub sizes: Vec<i64>,
+    pub strides: Vec<i64>,
+}
+
+// A view is a description of device memory; the caller (the device executor) owns the memory
+// and guarantees it stays valid while a kernel runs.
+unsafe impl Send for View {}
+unsafe impl Sync for View {}
+
+impl View {
+    pub fn new(ptr: *mut u8, dtype: DType, sizes: Vec<i64>, strides: Vec<i64>) -> View {
+        View {
+            ptr,
+            dtype,
+            sizes,
+            strides,
+        }
+    }
+
+    /// A contiguous (row-major) view.
+    pub fn contiguous(ptr: *mut u8, dtype: DType, sizes: &[i64]) -> View {
+        let mut strides = vec![0i64; sizes.len()];
+        let mut s = 1i64;
+        for d in (0..sizes.len()).rev() {
+            strides[d] = s;
+            s = s.saturating_mul(sizes[d].max(1));
+        }
+        View {
+            ptr,
+            dtype,
+            sizes: sizes.to_vec(),
+            strides,
+        }
+    }
+
+    /// Number of elements (0 if a size is negative, saturating on overflow; `validate` rejects both).
+    pub fn numel(&self) -> usize {
+        let mut n: usize = 1;
+        for &s in &self.sizes {
+            if s < 0 {
+                return 0;
+            }
+            n = n.saturating_mul(s as usize);
+        }
+        n
+    }
+
+    /// PyTorch's definition: size-1 dims may have any stride; zero-size views are contiguous.
+    pub fn is_contiguous(&self) -> bool {
+        if self.numel() == 0 {
+            return true;
+        }
+        let mut expected = 1i64;
+        for (&size, &stride) in self.sizes.iter().zip(&self.strides).rev() {
+            if size != 1 {
+                if stride != expected {
+                    return false;
+                }
+                expected = expected.saturating_mul(size);
+            }
+        }
+        self.sizes.len() == self.strides.len()
+    }
+
+    /// Checks that the view can be walked without UB and returns its element count.
+    pub(crate) fn validate(&self, op: &str) -> Result<usize, KernelError> {
+        if self.sizes.len() != self.strides.len() {
+            return Err(err(
+                op,
+                format!(
+                    "view has {} sizes but {} strides",
+                    self.sizes.len(),
+                    self.strides.len()
+                ),
+            ));
+        }
+        let mut n: usize = 1;
+        for &s in &self.sizes {
+            if s < 0 {
+                return Err(err(
+                    op,
+                    format!("negative size {s} in view {:?}", self.sizes),
+                ));
+            }
+            n = n
+                .checked_mul(s as usize)
+                .filter(|&n| n <= isize::MAX as usize)
+                .ok_or_else(|| err(op, format!("view of size {:?} is too large", self.sizes)))?;
+        }
+        if n == 0 {
+            return Ok(0);
+        }
+        if self.ptr.is_null() {
+            return Err(err(op, "null data pointer".into()));
+        }
+        if !(self.ptr as usize).is_multiple_of(self.dtype.align()) {
+            return Err(err(
+                op,
+                format!(
+                    "data pointer {:p} is not aligned for {}",
+                    self.ptr,
+                    self.dtype.name()
+                ),
+            ));
+        }
+        // Span of the view in bytes must fit isize, so pointer offsets cannot overflow.
+        let mut span: i128 = 1;
+        for (&size, &stride) in self.sizes.iter().zip(&self.strides) {
+            span += (size as i128 - 1) * (stride as i128).abs();
+        }
+        if span * self.dtype.size() as i128 > isize::MAX as i128 {
+            return Err(err(op, "view spans more memory than is addressable".into()));
+        }
+        Ok(n)
+    }
+
+    /// Outputs must not have two elements at one address (PyTorch's `assert_no_internal_overlap`
+    /// for the case it can see from strides alone: a broadcast dimension).
+    pub(crate) fn check_writable(&self, op: &str) -> Result<(), KernelError> {
+        if self
+            .sizes
+            .iter()
+            .zip(&self.strides)
+            .any(|(&n, &s)| n > 1 && s == 0)
+        {
+            return Err(err(
+                op,
+                "unsupported operation: more than one element of the written-to \
+                tensor refers to a single memory location. Please clone() the tensor before \
+                performing the operation."
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) fn err(op: &str, msg: String) -> KernelError {
+    KernelError(format!("{op}: {msg}"))
+}
+
+/// A raw base pointer that closures running on rayon threads may carry.
+#[derive(Clone, Copy)]
+pub(crate) struct Ptr(*mut u8);
+unsafe impl Send for Ptr {}
+unsafe impl Sync for Ptr {}
+
+impl Ptr {
+    pub(crate) fn new(p: *mut u8) -> Ptr {
+        Ptr(p)
+    }
+    /// Typed pointer to element `off` (in elements).
+    ///
+    /// # Safety
+    /// `off` must lie inside a validated view whose element type is `T`.
+    #[inline(always)]
+    pub(crate) unsafe fn at<T>(self, off: isize) -> *mut T {
+        (self.0 as *mut T).offset(off)
+    }
+    /// Pointer to element `off` of `elem_size`-byte elements.
+    ///
+    /// # Safety
+    /// As for `at`.
+    #[inline(always)]
+    pub(crate) unsafe fn byte_at(self, off: isize, elem_size: usize) -> *mut u8 {
+        self.0.offset(off * elem_size as isize)
+    }
+}
+
+/// The joint shape of K operands with equal sizes, simplified for iteration: size-1 dims dropped
+/// and adjacent dims merged where every operand is contiguous across them. Row-major order of
+/// logical indices is preserved, so index `i` here is element `i` of the original view.
+pub(crate) struct Layout<const K: usize> {
+    shape: Vec<usize>,
+    strides: Vec<[isize; K]>,
+}
+
+impl<const K: usize> Layout<K> {
+    /// `sizes` must have been validated, and every `strides[k]` must have its length.
+    pub(crate) fn new(sizes: &[i64], strides: [&[i64]; K]) -> Self {
+        let mut shape: Vec<usize> = Vec::with_capacity(sizes.len());
+        let mut st: Vec<[isize; K]> = Vec::with_capacity(sizes.len());
+        if sizes.contains(&0) {
+            return Layout {
+                shape: vec![0],
+                strides: vec![[0; K]],
+            };
+        }
+        for (d, &size) in sizes.iter().enumerate() {
+            let n = size as usize;
+            if n == 1 {
+                continue;
+            }
+            let s: [isize; K] = std::array::from_fn(|k| strides[k][d] as isize);
+            let mergeable = st.last().is_some_and(|outer| {
+                (0..K).all(|k| s[k].checked_mul(n as isize) == Some(outer[k]))
+            });
+            if mergeable {
+                let last = shape.len() - 1;
+                shape[last] *= n;
+                st[last] = s;
+                continue;
+            }
+            shape.push(n);
+            st.push(s);
+        }
+        if shape.is_empty() {
+            shape.push(1);
+            st.push([0; K]);
+        }
+        Layout { shape, strides: st }
+    }
+
+    /// Like `new` but dims where operand `k` has stride 0 are dropped: for writing one value
+    /// everywhere, a broadcast destination dim needs to be visited once, not `size` times.
+    pub(crate) fn without_broadcast(sizes: &[i64], strides: [&[i64]; K], k: usize) -> Self {
+        let keep: Vec<usize> = (0..sizes.len())
+            .filter(|&d| !(strides[k][d] == 0 && sizes[d] > 0))
+            .collect();
+        let sz: Vec<i64> = keep.iter().map(|&d| sizes[d]).collect();
+        let st: Vec<Vec<i64>> = (0..K)
+            .map(|k| keep.iter().map(|&d| strides[k][d]).collect())
+            .collect();
+        Layout::new(&sz, std::array::from_fn(|k| st[k].as_slice()))
+    }
+
+    pub(crate) fn numel(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// Element strides of the innermost dim, per operand.
+    pub(crate) fn inner_strides(&self) -> [isize; K] {
+        self.strides[self.shape.len() - 1]
+    }
+
+    /// Calls `f(first_index, offsets, len)` for each run of elements of `range` that lies in one
+    /// innermost row: `offsets[k]` is operand k's element offset of `first_index`, and the run
+    /// continues with `inner_strides()`.
+    #[inline]
+    #[allow(clippy::needless_range_loop)] // indexing several parallel arrays reads best
+    pub(crate) fn for_each_row(
+        &self,
+        range: Range<usize>,
+        mut f: impl FnMut(usize, [isize; K], usize),
+    ) {
+        if range.start >= range.end {
+            return;
+        }
+        let nd = self.shape.len();
+        let mut idx = vec![0usize; nd];
+        let mut rem = range.start;
+        for d in (0..nd).rev() {
+            idx[d] = rem % self.shape[d];
+            rem /= self.shape[d];
+        }
+        let mut off = [0isize; K];
+        for d in 0..nd {
+            for k in 0..K {
+                off[k] += idx[d] as isize * self.strides[d][k];
+            }
+        }
+        let inner = self.shape[nd - 1];
+        let mut i = range.start;
+        while i < range.end {
+            let len = (inner - idx[nd - 1]).min(range.end - i);
+            f(i, off, len);
+            i += len;
+            if i >= range.end {
+                break;
+            }
+            // Step to the start of the next row, carrying into outer dims.
+            idx[nd - 1] += len;
+            for k in 0..K {
+                off[k] += len as isize * self.strides[nd - 1][k];
+            }
+            let mut d = nd - 1;
+            while d > 0 && idx[d] == self.shape[d] {
+                for k in 0..K {
+                    off[k] -= self.shape[d] as isize * self.strides[d][k];
+                }
+                idx[d] = 0;
+                d -= 1;
+                idx[d] += 1;
+                for k in 0..K {
+                    off[k] += self.strides[d][k];
+                }
+            }
+        }
+    }
+}
+
+thread_local! {
+    static SEQUENTIAL: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs `f` with every kernel it calls on this thread staying on this thread (no rayon split).
+/// Results never depend on the split; this exists to prove that in tests and for callers that
+/// must not touch the global pool.
+pub fn with_sequential<R>(f: impl FnOnce() -> R) -> R {
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            SEQUENTIAL.with(|s| s.set(self.0));
+        }
+    }
+    let _restore = Restore(SEQUENTIAL.with(|s| s.replace(true)));
+    f()
+}
+
+/// Splits `0..n` into contiguous chunks of at least `grain` indices and runs `f` on each,
+/// in parallel on rayon's global pool when there is enough work for two chunks.
+pub(crate) fn par_ranges(n: usize, grain: usize, f: impl Fn(Range<usize>) + Sync) {
+    let threads = rayon::current_num_threads();
+    let grain = grain.max(1);
+    if n < 2 * grain || threads <= 1 || SEQUENTIAL.with(|s| s.get()) {
+        f(0..n);
+        return;
+    }
+    // A few chunks per thread so an unlucky slow thread does not hold everyone up.
+    let chunk = n.div_ceil(threads * 4).max(grain);
+    let chunks = n.div_ceil(chunk);
+    (0..chunks)
+        .into_par_iter()
+        .for_each(|c| f(c * chunk..((c + 1) * chunk).min(n)));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows<const K: usize>(l: &Layout<K>, r: Range<usize>) -> Vec<(usize, [isize; K], usize)> {
+        let mut v = vec![];
+        l.for_each_row(r, |i, o, n| v.push((i, o, n)));
+        v
+    }
+
+    #[test]
+    fn coalesces_contiguous_and_drops_unit_dims() {
+        let l = Layout::new(&[2, 1, 3, 4], [&[12, 99, 4, 1], &[12, 5, 4, 1]]);
+        assert_eq!(l.shape, vec![24]);
+        assert_eq!(l.inner_strides(), [1, 1]);
+        // transposed second operand blocks the merge of the last two dims
+        let l = Layout::new(&[2, 3, 4], [&[12, 4, 1], &[12, 1, 3]]);
+        assert_eq!(l.shape, vec![2, 3, 4]);
+        let l = Layout::new(&[], [&[]]);
+        assert_eq!((l.shape.clone(), l.numel()), (vec![1], 1));
+        let l = Layout::new(&[3, 0], [&[1, 1]]);
+        assert_eq!(l.numel(), 0);
+    }
+
+    #[test]
+    fn rows_cover_partial_ranges() {
+        let l = Layout::new(&[3, 4], [&[10, 2]]);
+        assert_eq!(
+            rows(&l, 2..9),
+            vec![(2, [4], 2), (4, [10], 4), (8, [20], 1)]
+        );
+        assert_eq!(rows(&l, 0..12).len(), 3);
+        assert!(rows(&l, 5..5).is_empty());
+    }
+
+    #[test]
+    fn broadcast_dims_dropped_for_writes() {
+        let l = Layout::<1>::without_broadcast(&[4, 3], [&[0, 1]], 0);
+        assert_eq!(l.numel(), 3);
+    }
+
+    #[test]
+    fn validation() {
+        let mut buf = [0u64; 4];
+        let p = buf.as_mut_ptr() as *mut u8;
+        assert!(View::new(p, DType::F32, vec![2], vec![1, 1])
+            .validate("t")
+            .is_err());
+        assert!(View::new(p, DType::F32, vec![-1], vec![1])
+            .validate("t")
+            .is_err());
+        assert!(
+            View::new(std::ptr::null_mut(), DType::F32, vec![2], vec![1])
+                .validate("t")
+                .is_err()
+        );
+        assert_eq!(
+            View::new(std::ptr::null_mut(), DType::F32, vec![0], vec![1])
+                .validate("t")
+                .unwrap(),
+            0
+        );
+        assert!(View::new(p.wrapping_add(1), DType::F32, vec![1], vec![1])
+            .validate("t")
+            .is_err());
+        assert!(View::new(p, DType::F32, vec![i64::MAX, 2], vec![1, 1])
+            .validate("t")
+            .is_err());
+        assert!(View::new(p, DType::F32, vec![2, 2], vec![i64::MAX / 2, 1])
+            .validate("t")
+            .is_err());
+        assert!(View::new(p, DType::F32, vec![2, 3], vec![0, 1])
+            .check_writable("t")
+            .is_err());
+        assert!(View::new(p, DType::F32, vec![1, 3], vec![0, 1])
+            .check_writable("t")
+            .is_ok());
+        assert!(View::contiguous(p, DType::F32, &[2, 3]).is_contiguous());
+        assert!(!View::new(p, DType::F32, vec![2, 3], vec![1, 2]).is_contiguous());
+        assert!(View::new(p, DType::F32, vec![2, 1], vec![1, 7]).is_contiguous());
+    }
+}
