@@ -1,0 +1,35 @@
+# torch-npu-rs: `make demo` runs the quickstart, `make test` runs every test.
+# Both create .venv with torch and the build tools on first use and rebuild only what changed.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(abspath $(VENV))/bin/python
+DEPS := $(VENV)/.deps-installed
+# The extension must be compiled against the torch in .venv.
+BUILD_ENV := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH PYO3_PYTHON=$(PY)
+
+.PHONY: all build demo test test-rust test-python clean
+
+all: build
+
+$(DEPS): requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+build: $(DEPS)
+	$(BUILD_ENV) maturin develop --release -q
+
+demo: build
+	$(PY) examples/quickstart.py
+
+test-rust:
+	cargo test --release -p npu-runtime -p npu-kernels
+
+test-python: build
+	$(PY) -m pytest -q tests
+
+test: build test-rust test-python
+
+clean:
+	rm -rf target $(VENV)

@@ -1,0 +1,21 @@
+// Helpers shared by the shim's translation units.
+#pragma once
+#include <c10/core/Device.h>
+#include <c10/util/Exception.h>
+
+#include <string>
+
+#include "shim.h"
+
+namespace torch_npu {
+
+constexpr c10::DeviceType kNpu = c10::DeviceType::PrivateUse1;
+
+// Turns a failed runtime status into the matching c10 exception (and so Python exception).
+[[noreturn]] void throw_status(int status, const std::string& context);
+
+inline void check(int status, const char* context = "") {
+  if (status != TNPU_OK) throw_status(status, context);
+}
+
+}  // namespace torch_npu

@@ -1,0 +1,144 @@
+// Ops that only touch tensor metadata (allocation, views, resize) are registered here in C++:
+// they manipulate TensorImpl/StorageImpl, which only C++ can. Everything that computes goes
+// through the Rust op table (rust_ops.cpp).
+#include <ATen/ATen.h>
+#include <ATen/EmptyTensor.h>
+#include <ATen/core/op_registration/adaption.h>
+#include <torch/library.h>
+
+#include "common.h"
+
+namespace torch_npu {
+namespace {
+
+constexpr c10::DispatchKeySet kNpuKeys(c10::DispatchKey::PrivateUse1);
+
+void check_factory_args(std::optional<c10::Layout> layout, std::optional<bool> pin_memory) {
+  TORCH_CHECK_NOT_IMPLEMENTED(c10::layout_or_default(layout) == c10::Layout::Strided,
+                              "npu tensors support only the strided layout, got ", *layout);
+  TORCH_CHECK(!c10::pinned_memory_or_default(pin_memory),
+              "Only dense CPU tensors can be pinned (pin_memory=True with an npu device)");
+}
+
+at::Tensor empty_memory_format(c10::IntArrayRef size, std::optional<c10::ScalarType> dtype,
+                               std::optional<c10::Layout> layout, std::optional<c10::Device> device,
+                               std::optional<bool> pin_memory,
+                               std::optional<c10::MemoryFormat> memory_format) {
+  check_factory_args(layout, pin_memory);
+  const auto dev = c10::device_or_default(device);
+  const c10::DeviceGuard guard(dev);
+  return at::detail::empty_generic(size, c10::GetAllocator(kNpu), kNpuKeys,
+                                   c10::dtype_or_default(dtype), memory_format);
+}
+
+at::Tensor empty_strided(c10::IntArrayRef size, c10::IntArrayRef stride,
+                         std::optional<c10::ScalarType> dtype, std::optional<c10::Layout> layout,
+                         std::optional<c10::Device> device, std::optional<bool> pin_memory) {
+  check_factory_args(layout, pin_memory);
+  const auto dev = c10::device_or_default(device);
+  const c10::DeviceGuard guard(dev);
+  return at::detail::empty_strided_generic(size, stride, c10::GetAllocator(kNpu), kNpuKeys,
+                                           c10::dtype_or_default(dtype));
+}
+
+void sync_current_stream(c10::DeviceIndex device) {
+  int64_t stream = 0;
+  check(tnpu_rt_current_stream(device, &stream));
+  check(tnpu_rt_stream_synchronize(device, stream));
+}
+
+// A CPU tensor viewing the same bytes (device memory is host-addressable).
+at::Tensor cpu_alias(const at::Tensor& t) {
+  return at::from_blob(t.data_ptr(), t.sizes(), t.strides(), t.options().device(at::kCPU));
+}
+
+// `.item()`: a synchronization point, so pending device errors surface here.
+at::Scalar local_scalar_dense(const at::Tensor& self) {
+  sync_current_stream(self.device().index());
+  return at::_local_scalar_dense(cpu_alias(self));
+}
+
+// out= copies whose destination may have the wrong size.
+at::Tensor copy_from_and_resize(const at::Tensor& self, const at::Tensor& dst) {
+  if (dst.sizes() != self.sizes()) dst.resize_(self.sizes());
+  return at::_copy_from(self, dst, false);
+}
+
+// `set_()` with no source: an empty storage on the npu allocator (CPU's would use the CPU one).
+at::Tensor& set_empty(at::Tensor& self) {
+  c10::Storage storage(c10::Storage::use_byte_size_t(), 0, c10::GetAllocator(kNpu), true);
+  self.unsafeGetTensorImpl()->set_storage_keep_dtype(std::move(storage));
+  self.unsafeGetTensorImpl()->set_sizes_contiguous({0});
+  return self;
+}
+
+// Metadata-only ops: the CPU kernels only build TensorImpls over the input's storage, so they
+// serve npu tensors unchanged, and the result aliases the input as it must.
+void redispatch_to_cpu(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::CPU), stack);
+}
+
+// Metadata ops that may move bytes (resize_ growing, set_ on a storage): the bytes move on the
+// host, so wait for the work queued on the current stream first. A grown storage must come
+// from self's device, hence the guard.
+void sync_then_redispatch_to_cpu(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const auto nargs = op.schema().arguments().size();
+  const at::Tensor& self = (*stack)[stack->size() - nargs].toTensor();
+  const c10::DeviceGuard guard(self.device());
+  sync_current_stream(self.device().index());
+  op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::CPU), stack);
+}
+
+// Tensor.record_stream(s): the caching allocator keeps the block until s's work is done.
+void record_stream(at::Tensor& self, c10::Stream stream) {
+  TORCH_CHECK(stream.device_type() == kNpu, "record_stream: expected an npu stream, got ",
+              stream.device());
+  if (self.has_storage() && self.storage().data() != nullptr)
+    tnpu_rt_record_stream(self.storage().mutable_data(), stream.device_index(), stream.id());
+}
+
+// View ops whose only kernels are per-backend (no CompositeExplicit/Implicit kernel);
+// tests/test_views.py checks that this list misses none.
+const char* const kViewOps[] = {
+    "as_strided",
+    "view",
+    "_reshape_alias",
+    "unfold",
+    "view_as_real",
+    "view_as_complex",
+};
+
+const char* const kResizeOps[] = {
+    "resize_",
+    "set_.source_Storage",
+    "set_.source_Storage_storage_offset",
+    "set_.source_Tensor",
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
+  m.impl("empty.memory_format", empty_memory_format);
+  m.impl("empty_strided", empty_strided);
+  m.impl("_local_scalar_dense", local_scalar_dense);
+  m.impl("set_", set_empty);
+  m.impl("_copy_from_and_resize", copy_from_and_resize);
+  m.impl("record_stream", record_stream);
+  for (const char* name : kViewOps)
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&redispatch_to_cpu>());
+  for (const char* name : kResizeOps)
+    m.impl(name, torch::CppFunction::makeFromBoxedFunction<&sync_then_redispatch_to_cpu>());
+}
+
+// Copies resolve conjugate/negative bits themselves; without these fallthroughs the
+// Conjugate/Negative fallbacks would call copy again and recurse.
+TORCH_LIBRARY_IMPL(aten, Conjugate, m) {
+  m.impl("_copy_from", torch::CppFunction::makeFallthrough());
+  m.impl("_copy_from_and_resize", torch::CppFunction::makeFallthrough());
+}
+TORCH_LIBRARY_IMPL(aten, Negative, m) {
+  m.impl("_copy_from", torch::CppFunction::makeFallthrough());
+  m.impl("_copy_from_and_resize", torch::CppFunction::makeFallthrough());
+}
+
+}  // namespace torch_npu

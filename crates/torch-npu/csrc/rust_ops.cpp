@@ -1,0 +1,267 @@
+// The one boxed kernel behind every op of the Rust op table, and the argument accessors the
+// Rust adapters read the stack with. Accessors never throw: Rust frames sit between them and
+// the dispatcher, so failures come back as a status and the message is kept in the call context.
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common.h"
+#include "generator.h"
+
+namespace torch_npu {
+namespace {
+
+struct CallCtx {
+  const c10::OperatorHandle* op;
+  torch::jit::Stack* stack;
+  size_t begin;
+  size_t nargs;
+  std::vector<c10::IValue> results;
+  std::vector<std::vector<int64_t>> int_lists;  // owns converted int lists
+  int error_status = TNPU_OK;
+  std::string error;
+
+  c10::IValue& arg(int i) { return (*stack)[begin + static_cast<size_t>(i)]; }
+};
+
+CallCtx& ctx_of(void* p) { return *static_cast<CallCtx*>(p); }
+
+int32_t device_type_code(const c10::Device& d) {
+  if (d.is_cpu()) return 0;
+  if (d.type() == kNpu) return 1;
+  return 2;
+}
+
+void describe(const at::Tensor& t, TnpuTensor* out) {
+  auto* impl = t.unsafeGetTensorImpl();
+  out->data = t.has_storage() ? static_cast<char*>(impl->storage().mutable_data()) +
+                                    t.storage_offset() * static_cast<int64_t>(t.itemsize())
+                              : nullptr;
+  out->sizes = t.sizes().data();
+  out->strides = t.strides().data();
+  out->storage = t.has_storage() ? impl->storage().unsafeGetStorageImpl() : nullptr;
+  out->numel = t.numel();
+  out->ndim = static_cast<int32_t>(t.dim());
+  out->dtype = static_cast<int32_t>(t.scalar_type());
+  out->device_type = device_type_code(t.device());
+  out->device_index = t.device().index();
+  out->is_conj = t.is_conj();
+  out->is_neg = t.is_neg();
+  out->requires_grad = t.requires_grad();
+  out->reserved = 0;
+}
+
+template <class F>
+int guarded(void* ctx, F&& f) {
+  try {
+    return f();
+  } catch (const c10::OutOfMemoryError& e) {
+    ctx_of(ctx).error_status = TNPU_ERR_OOM;
+    ctx_of(ctx).error = e.what_without_backtrace();
+  } catch (const c10::Error& e) {
+    ctx_of(ctx).error_status = TNPU_ERR_RUNTIME;
+    ctx_of(ctx).error = e.what_without_backtrace();
+  } catch (const std::exception& e) {
+    ctx_of(ctx).error_status = TNPU_ERR_RUNTIME;
+    ctx_of(ctx).error = e.what();
+  }
+  return ctx_of(ctx).error_status;
+}
+
+struct RustKernel final : public c10::OperatorKernel {
+  explicit RustKernel(size_t index) : index_(index) {}
+
+  void operator()(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
+    CallCtx ctx;
+    ctx.op = &op;
+    ctx.stack = stack;
+    ctx.nargs = op.schema().arguments().size();
+    ctx.begin = stack->size() - ctx.nargs;
+    int status = tnpu_op_run(index_, &ctx);
+    if (ctx.error_status != TNPU_OK) {
+      // An accessor failed (e.g. out of memory allocating an output): report its error.
+      throw_status_msg(ctx.error_status, ctx.error);
+    }
+    if (status != TNPU_OK) throw_status(status, "");
+    torch::jit::drop(*stack, ctx.nargs);
+    for (auto& r : ctx.results) stack->push_back(std::move(r));
+  }
+
+ private:
+  [[noreturn]] static void throw_status_msg(int status, const std::string& msg) {
+    if (status == TNPU_ERR_OOM) TORCH_CHECK_WITH(OutOfMemoryError, false, msg);
+    TORCH_CHECK(false, msg);
+  }
+  size_t index_;
+};
+
+}  // namespace
+
+void register_rust_ops() {
+  static auto* lib = new torch::Library(torch::Library::IMPL, "aten",
+                                        c10::DispatchKey::PrivateUse1, __FILE__, __LINE__);
+  size_t n = tnpu_op_count();
+  for (size_t i = 0; i < n; ++i)
+    lib->impl(tnpu_op_name(i),
+              torch::CppFunction::makeFromBoxedFunctor(std::make_unique<RustKernel>(i)));
+}
+
+}  // namespace torch_npu
+
+using torch_npu::ctx_of;
+using torch_npu::guarded;
+
+extern "C" {
+
+int tnpu_cx_nargs(void* ctx) { return static_cast<int>(ctx_of(ctx).nargs); }
+
+const char* tnpu_cx_op_name(void* ctx) {
+  return ctx_of(ctx).op->schema().name().c_str();
+}
+
+int tnpu_cx_arg_is_none(void* ctx, int i) { return ctx_of(ctx).arg(i).isNone() ? 1 : 0; }
+
+int tnpu_cx_arg_tensor(void* ctx, int i, TnpuTensor* out) {
+  auto& v = ctx_of(ctx).arg(i);
+  if (!v.isTensor()) return 0;
+  const auto& t = v.toTensor();
+  if (!t.defined()) return 0;
+  return guarded(ctx, [&] {
+           torch_npu::describe(t, out);
+           return 0;
+         }) == TNPU_OK
+             ? 1
+             : 0;
+}
+
+int64_t tnpu_cx_arg_int(void* ctx, int i) {
+  auto& v = ctx_of(ctx).arg(i);
+  if (v.isInt()) return v.toInt();
+  if (v.isSymInt()) return v.toSymInt().guard_int(__FILE__, __LINE__);
+  if (v.isBool()) return v.toBool();
+  return 0;
+}
+
+double tnpu_cx_arg_double(void* ctx, int i) {
+  auto& v = ctx_of(ctx).arg(i);
+  if (v.isDouble()) return v.toDouble();
+  if (v.isInt()) return static_cast<double>(v.toInt());
+  return 0.0;
+}
+
+int tnpu_cx_arg_bool(void* ctx, int i) {
+  auto& v = ctx_of(ctx).arg(i);
+  return v.isBool() && v.toBool() ? 1 : 0;
+}
+
+int tnpu_cx_arg_scalar(void* ctx, int i, TnpuScalar* out) {
+  return guarded(ctx, [&] {
+    auto& v = ctx_of(ctx).arg(i);
+    c10::Scalar s;
+    if (v.isTensor()) {
+      const auto& t = v.toTensor();
+      TORCH_CHECK(t.numel() == 1, "expected a scalar tensor with one element, got ", t.numel());
+      s = t.item();
+    } else {
+      s = v.toScalar();
+    }
+    *out = TnpuScalar{};
+    if (s.isBoolean()) {
+      out->tag = 0;
+      out->i = s.toBool();
+    } else if (s.isIntegral(false)) {
+      out->tag = 1;
+      out->i = s.toLong();
+    } else if (s.isComplex()) {
+      auto c = s.toComplexDouble();
+      out->tag = 3;
+      out->f = c.real();
+      out->imag = c.imag();
+    } else {
+      out->tag = 2;
+      out->f = s.toDouble();
+    }
+    return 0;
+  });
+}
+
+int tnpu_cx_arg_int_list(void* ctx, int i, const int64_t** data, size_t* len) {
+  return guarded(ctx, [&] {
+    auto& c = ctx_of(ctx);
+    auto& v = c.arg(i);
+    std::vector<int64_t> values;
+    if (v.isIntList()) {
+      values = v.toIntVector();
+    } else if (v.isInt()) {
+      values = {v.toInt()};
+    } else {
+      for (const auto& e : v.toListRef()) values.push_back(e.toSymInt().guard_int(__FILE__, __LINE__));
+    }
+    c.int_lists.push_back(std::move(values));
+    *data = c.int_lists.back().data();
+    *len = c.int_lists.back().size();
+    return 0;
+  });
+}
+
+int tnpu_cx_arg_tensor_list_len(void* ctx, int i) {
+  auto& v = ctx_of(ctx).arg(i);
+  return v.isTensorList() ? static_cast<int>(v.toTensorList().size()) : -1;
+}
+
+int tnpu_cx_arg_tensor_list_item(void* ctx, int i, int item, TnpuTensor* out) {
+  auto& v = ctx_of(ctx).arg(i);
+  if (!v.isTensorList()) return 0;
+  const at::Tensor t = v.toTensorList().get(static_cast<size_t>(item));
+  if (!t.defined()) return 0;
+  torch_npu::describe(t, out);
+  return 1;
+}
+
+int tnpu_cx_arg_generator(void* ctx, int i, int32_t device, uint64_t increment, uint64_t* seed,
+                          uint64_t* offset) {
+  return guarded(ctx, [&] {
+    auto& v = ctx_of(ctx).arg(i);
+    at::Generator gen;
+    if (v.isNone()) {
+      gen = torch_npu::default_generator(static_cast<c10::DeviceIndex>(device));
+    } else {
+      gen = v.toGenerator();
+      TORCH_CHECK(gen.device().type() == torch_npu::kNpu,
+                  "Expected a 'npu' device type for generator but found '", gen.device().type(),
+                  "'");
+    }
+    auto* impl = at::check_generator<torch_npu::NpuGeneratorImpl>(gen);
+    std::lock_guard<std::mutex> lock(impl->mutex_);
+    auto [s, o] = impl->philox_reserve(increment);
+    *seed = s;
+    *offset = o;
+    return 0;
+  });
+}
+
+int tnpu_cx_new_output(void* ctx, int32_t ndim, const int64_t* sizes, const int64_t* strides,
+                       int32_t dtype, int32_t device, TnpuTensor* out) {
+  return guarded(ctx, [&] {
+    c10::IntArrayRef sz(sizes, static_cast<size_t>(ndim));
+    auto options = at::TensorOptions()
+                       .dtype(static_cast<c10::ScalarType>(dtype))
+                       .device(c10::Device(torch_npu::kNpu, static_cast<c10::DeviceIndex>(device)));
+    at::Tensor t = strides ? at::empty_strided(sz, c10::IntArrayRef(strides, sz.size()), options)
+                           : at::empty(sz, options);
+    torch_npu::describe(t, out);
+    ctx_of(ctx).results.emplace_back(std::move(t));
+    return 0;
+  });
+}
+
+void tnpu_cx_return_arg(void* ctx, int i) {
+  auto& c = ctx_of(ctx);
+  c.results.push_back(c.arg(i));
+}
+
+}  // extern "C"

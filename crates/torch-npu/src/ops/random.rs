@@ -1,0 +1,193 @@
+//! In-place random ops on the device generator. Each reserves its Philox counters on the
+//! host, in call order, so results are reproducible under `torch.npu.manual_seed` whatever
+//! the device does concurrently.
+use npu_kernels::{DType, KernelError, View};
+
+use super::{common_device, copy::expand_to, launch, Ctx};
+use crate::status::{Error, Result};
+
+/// Counters a kernel may consume for `numel` elements: a 128-bit Philox block per element
+/// is an upper bound for every kernel here (randperm included).
+fn counters(numel: usize) -> u64 {
+    4 * numel as u64
+}
+
+fn require_float(op: &str, dtype: DType) -> Result<()> {
+    if dtype.is_floating() {
+        Ok(())
+    } else {
+        Err(Error::not_implemented(format!("\"{op}\" not implemented for '{}'", dtype.name())))
+    }
+}
+
+/// Shared shape of the in-place random ops: `self` is argument 0, the generator is argument
+/// `gen_arg`; `kernel` gets the view and (seed, offset).
+fn random_inplace<K>(ctx: &Ctx, gen_arg: usize, kernel: K) -> Result<()>
+where
+    K: FnOnce(&View, u64, u64) -> std::result::Result<u64, KernelError> + Send + 'static,
+{
+    let dst = ctx.tensor(0)?;
+    let device = common_device(&ctx.op, &[&dst])?;
+    if dst.numel() > 0 {
+        let (seed, offset) = ctx.generator(gen_arg, device, counters(dst.numel()))?;
+        let view = dst.view.clone();
+        launch(&ctx.op, device, move || kernel(&view, seed, offset).map(|_| ()).map_err(|e| e.0))?;
+    }
+    ctx.return_arg(0);
+    Ok(())
+}
+
+pub fn uniform(ctx: &Ctx) -> Result<()> {
+    let (from, to) = (ctx.double(1), ctx.double(2));
+    require_float("uniform_", ctx.tensor(0)?.dtype())?;
+    if !(from <= to) {
+        return Err(Error::runtime(format!(
+            "uniform_ expects to return a [from, to) range, but found from={from} > to={to}"
+        )));
+    }
+    random_inplace(ctx, 3, move |v, s, o| npu_kernels::uniform(v, from, to, s, o))
+}
+
+pub fn normal(ctx: &Ctx) -> Result<()> {
+    let (mean, std) = (ctx.double(1), ctx.double(2));
+    require_float("normal_", ctx.tensor(0)?.dtype())?;
+    if !(std >= 0.0) {
+        return Err(Error::runtime(format!("normal expects std >= 0.0, but found std {std}")));
+    }
+    random_inplace(ctx, 3, move |v, s, o| npu_kernels::normal(v, mean, std, s, o))
+}
+
+pub fn bernoulli_float(ctx: &Ctx) -> Result<()> {
+    let p = ctx.double(1);
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::runtime(format!("bernoulli_ expects p to be in [0, 1], but got p={p}")));
+    }
+    random_inplace(ctx, 2, move |v, s, o| npu_kernels::bernoulli_scalar(v, p, s, o))
+}
+
+pub fn bernoulli_tensor(ctx: &Ctx) -> Result<()> {
+    let dst = ctx.tensor(0)?;
+    let p = ctx.tensor(1)?;
+    common_device(&ctx.op, &[&dst, &p])?;
+    require_float("bernoulli_", p.dtype())?;
+    let p = expand_to(&p.view, dst.sizes(), &ctx.op)?;
+    random_inplace(ctx, 2, move |v, s, o| npu_kernels::bernoulli_tensor(v, &p, s, o))
+}
+
+pub fn random(ctx: &Ctx) -> Result<()> {
+    random_inplace(ctx, 1, npu_kernels::random_full)
+}
+
+/// Largest value `random_` draws for a dtype when no upper bound is given.
+fn max_inclusive(dtype: DType) -> Result<u64> {
+    Ok(match dtype {
+        DType::Bool => 1,
+        DType::U8 => u8::MAX as u64,
+        DType::I8 => i8::MAX as u64,
+        DType::I16 => i16::MAX as u64,
+        DType::I32 => i32::MAX as u64,
+        DType::I64 => i64::MAX as u64,
+        DType::F16 => 1 << 11,
+        DType::BF16 => 1 << 8,
+        DType::F32 => 1 << 24,
+        DType::F64 => 1 << 53,
+        other => {
+            return Err(Error::not_implemented(format!(
+                "\"random_\" not implemented for '{}'",
+                other.name()
+            )))
+        }
+    })
+}
+
+fn random_range(ctx: &Ctx, from: i64, to: Option<i64>, gen_arg: usize) -> Result<()> {
+    let dtype = ctx.tensor(0)?.dtype();
+    let range = match to {
+        Some(to) => {
+            if from >= to {
+                return Err(Error::runtime(format!(
+                    "random_ expects 'from' to be less than 'to', but got from={from} >= to={to}"
+                )));
+            }
+            to.wrapping_sub(from) as u64
+        }
+        None => {
+            let max = max_inclusive(dtype)?;
+            if from as i128 > max as i128 {
+                return Err(Error::runtime(format!(
+                    "random_ expects 'from' to be at most {max} for dtype {}, but got from={from}",
+                    dtype.name()
+                )));
+            }
+            (max as i128 - from as i128 + 1) as u64
+        }
+    };
+    random_inplace(ctx, gen_arg, move |v, s, o| npu_kernels::random_from_to(v, from, range, s, o))
+}
+
+pub fn random_from(ctx: &Ctx) -> Result<()> {
+    random_range(ctx, ctx.int(1), ctx.opt_int(2), 3)
+}
+
+pub fn random_to(ctx: &Ctx) -> Result<()> {
+    random_range(ctx, 0, Some(ctx.int(1)), 2)
+}
+
+pub fn exponential(ctx: &Ctx) -> Result<()> {
+    let lambda = ctx.double(1);
+    require_float("exponential_", ctx.tensor(0)?.dtype())?;
+    if !(lambda > 0.0) {
+        return Err(Error::runtime(format!(
+            "exponential_ expects lambda > 0.0, but found lambda={lambda}"
+        )));
+    }
+    random_inplace(ctx, 2, move |v, s, o| npu_kernels::exponential(v, lambda, s, o))
+}
+
+pub fn geometric(ctx: &Ctx) -> Result<()> {
+    let p = ctx.double(1);
+    if !(p > 0.0 && p < 1.0) {
+        return Err(Error::runtime(format!("geometric_ expects p to be in (0, 1), but got p={p}")));
+    }
+    random_inplace(ctx, 2, move |v, s, o| npu_kernels::geometric(v, p, s, o))
+}
+
+pub fn log_normal(ctx: &Ctx) -> Result<()> {
+    let (mean, std) = (ctx.double(1), ctx.double(2));
+    require_float("log_normal_", ctx.tensor(0)?.dtype())?;
+    if !(std > 0.0) {
+        return Err(Error::runtime(format!("log_normal_ expects std > 0.0, but found std={std}")));
+    }
+    random_inplace(ctx, 3, move |v, s, o| npu_kernels::log_normal(v, mean, std, s, o))
+}
+
+pub fn cauchy(ctx: &Ctx) -> Result<()> {
+    let (median, sigma) = (ctx.double(1), ctx.double(2));
+    require_float("cauchy_", ctx.tensor(0)?.dtype())?;
+    random_inplace(ctx, 3, move |v, s, o| npu_kernels::cauchy(v, median, sigma, s, o))
+}
+
+/// randperm.generator_out(int n, *, Generator? generator, Tensor(a!) out)
+pub fn randperm(ctx: &Ctx) -> Result<()> {
+    let n = ctx.int(0);
+    let out = ctx.tensor(2)?;
+    let device = common_device(&ctx.op, &[&out])?;
+    if n < 0 {
+        return Err(Error::runtime(format!("randperm: n must be non-negative, got {n}")));
+    }
+    if out.sizes() != [n] {
+        return Err(Error::runtime(format!(
+            "randperm: expected out of shape [{n}], got {:?}",
+            out.sizes()
+        )));
+    }
+    if n > 0 {
+        let (seed, offset) = ctx.generator(1, device, counters(n as usize))?;
+        let view = out.view.clone();
+        launch(&ctx.op, device, move || {
+            npu_kernels::randperm(&view, n, seed, offset).map(|_| ()).map_err(|e| e.0)
+        })?;
+    }
+    ctx.return_arg(2);
+    Ok(())
+}

@@ -1,0 +1,34 @@
+"""torch_npu: the PyTorch adapter for NPUs, with a Rust core and a software NPU.
+
+``import torch_npu`` (or just ``import torch``, through the ``torch.backends`` entry point)
+gives PyTorch an ``npu`` device: ``torch.randn(2, 3, device="npu")``, ``tensor.npu()``,
+``torch.npu.*``.
+"""
+import torch
+import torch.utils
+
+# The device is PyTorch's PrivateUse1 backend under the name "npu"; rename before anything
+# prints a device.
+if torch._C._get_privateuse1_backend_name() != "npu":
+    torch.utils.rename_privateuse1_backend("npu")
+
+try:
+    from . import _C  # noqa: E402  (registers the device with PyTorch's dispatcher)
+except ImportError as e:
+    raise ImportError(
+        f"torch_npu failed to load its native module with torch {torch.__version__} installed: {e}. "
+        "torch_npu must be built against the torch it runs with: rebuild it (`make build`)."
+    ) from e
+
+from . import npu  # noqa: E402
+
+torch._register_device_module("npu", npu)
+torch.utils.generate_methods_for_privateuse1_backend(
+    for_tensor=True, for_module=True, for_packed_sequence=True, for_storage=True
+)
+
+__version__ = "0.1.0"
+
+
+def _autoload():
+    """Entry point of group ``torch.backends``: importing this module did the work."""
