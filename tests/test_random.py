@@ -118,3 +118,22 @@ def test_random_argument_errors():
         t.bernoulli_(1.5)
     with pytest.raises(NotImplementedError):
         torch.empty(3, dtype=torch.int32, device="npu").uniform_()
+
+
+def test_normal_with_tensor_arguments():
+    mean = torch.arange(4.0).repeat(50_000).reshape(50_000, 4)
+    std = torch.tensor([0.5, 1.0, 2.0, 0.0])
+    torch.npu.manual_seed(11)
+    a = torch.normal(mean.npu(), std.npu())
+    assert a.shape == (50_000, 4) and a.device.type == "npu"
+    c = a.cpu()
+    torch.testing.assert_close(c.mean(0), torch.arange(4.0), atol=0.03, rtol=0)
+    torch.testing.assert_close(c.std(0), std, atol=0.03, rtol=0)
+    torch.npu.manual_seed(11)
+    assert torch.equal(torch.normal(mean.npu(), std.npu()).cpu(), c)
+    b = torch.normal(mean.npu(), 2.0).cpu()
+    assert abs(b.std().item() - (2.0 ** 2 + 1.25) ** 0.5) < 0.05
+    f = torch.normal(3.0, std.npu()).cpu()
+    assert f.shape == (4,) and f[3].item() == 3.0
+    with pytest.raises(RuntimeError, match="std"):
+        torch.normal(mean.npu(), -1.0)

@@ -30,5 +30,10 @@ torch.utils.generate_methods_for_privateuse1_backend(
 __version__ = "0.1.0"
 
 
+def get_npu_format(tensor: torch.Tensor) -> int:
+    """The storage format code of an npu tensor (2 is ND, the plain layout)."""
+    return torch.ops.npu.get_npu_format(tensor)
+
+
 def _autoload():
     """Entry point of group ``torch.backends``: importing this module did the work."""

@@ -7,11 +7,13 @@
 namespace torch_npu {
 void register_hooks();
 void register_rust_ops();
+void register_storage();
 }  // namespace torch_npu
 
 extern "C" int tnpu_cx_init(char* err, size_t err_len) {
   try {
     torch_npu::register_hooks();
+    torch_npu::register_storage();
     torch_npu::register_rust_ops();
     return TNPU_OK;
   } catch (const std::exception& e) {

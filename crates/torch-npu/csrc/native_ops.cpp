@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include "common.h"
+#include "storage.h"
 
 namespace torch_npu {
 namespace {
@@ -20,25 +21,39 @@ void check_factory_args(std::optional<c10::Layout> layout, std::optional<bool> p
               "Only dense CPU tensors can be pinned (pin_memory=True with an npu device)");
 }
 
+// A tensor over a fresh NpuStorageImpl, on the current device (the caller holds the guard).
+at::Tensor empty_on_npu(c10::IntArrayRef size, std::optional<c10::IntArrayRef> stride,
+                        c10::ScalarType dtype, std::optional<c10::MemoryFormat> memory_format) {
+  at::detail::check_size_nonnegative(size);
+  const size_t itemsize = c10::elementSize(dtype);
+  const size_t nbytes = stride ? at::detail::computeStorageNbytes(size, *stride, itemsize)
+                               : at::detail::computeStorageNbytesContiguous(size, itemsize);
+  at::Tensor t = at::detail::make_tensor<c10::TensorImpl>(make_storage(nbytes), kNpuKeys,
+                                                         c10::scalarTypeToTypeMeta(dtype));
+  if (stride) {
+    t.unsafeGetTensorImpl()->set_sizes_and_strides(size, *stride);
+  } else {
+    if (size.size() != 1 || size[0] != 0) t.unsafeGetTensorImpl()->set_sizes_contiguous(size);
+    if (memory_format) t.unsafeGetTensorImpl()->empty_tensor_restride(*memory_format);
+  }
+  return t;
+}
+
 at::Tensor empty_memory_format(c10::IntArrayRef size, std::optional<c10::ScalarType> dtype,
                                std::optional<c10::Layout> layout, std::optional<c10::Device> device,
                                std::optional<bool> pin_memory,
                                std::optional<c10::MemoryFormat> memory_format) {
   check_factory_args(layout, pin_memory);
-  const auto dev = c10::device_or_default(device);
-  const c10::DeviceGuard guard(dev);
-  return at::detail::empty_generic(size, c10::GetAllocator(kNpu), kNpuKeys,
-                                   c10::dtype_or_default(dtype), memory_format);
+  const c10::DeviceGuard guard(c10::device_or_default(device));
+  return empty_on_npu(size, std::nullopt, c10::dtype_or_default(dtype), memory_format);
 }
 
 at::Tensor empty_strided(c10::IntArrayRef size, c10::IntArrayRef stride,
                          std::optional<c10::ScalarType> dtype, std::optional<c10::Layout> layout,
                          std::optional<c10::Device> device, std::optional<bool> pin_memory) {
   check_factory_args(layout, pin_memory);
-  const auto dev = c10::device_or_default(device);
-  const c10::DeviceGuard guard(dev);
-  return at::detail::empty_strided_generic(size, stride, c10::GetAllocator(kNpu), kNpuKeys,
-                                           c10::dtype_or_default(dtype));
+  const c10::DeviceGuard guard(c10::device_or_default(device));
+  return empty_on_npu(size, stride, c10::dtype_or_default(dtype), std::nullopt);
 }
 
 void sync_current_stream(c10::DeviceIndex device) {
@@ -66,8 +81,8 @@ at::Tensor copy_from_and_resize(const at::Tensor& self, const at::Tensor& dst) {
 
 // `set_()` with no source: an empty storage on the npu allocator (CPU's would use the CPU one).
 at::Tensor& set_empty(at::Tensor& self) {
-  c10::Storage storage(c10::Storage::use_byte_size_t(), 0, c10::GetAllocator(kNpu), true);
-  self.unsafeGetTensorImpl()->set_storage_keep_dtype(std::move(storage));
+  const c10::DeviceGuard guard(self.device());
+  self.unsafeGetTensorImpl()->set_storage_keep_dtype(make_storage(0));
   self.unsafeGetTensorImpl()->set_sizes_contiguous({0});
   return self;
 }

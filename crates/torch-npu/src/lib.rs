@@ -34,5 +34,21 @@ fn torch_npu_c(m: &Bound<'_, PyModule>) -> PyResult<()> {
         )));
     }
     m.add("__built_torch_version__", env!("TORCH_NPU_BUILT_TORCH_VERSION"))?;
+    init_compute_threads(m.py())?;
     py_api::register(m)
+}
+
+/// One compute pool for all devices: TORCH_NPU_SIM_THREADS, else torch.get_num_threads().
+fn init_compute_threads(py: Python<'_>) -> PyResult<()> {
+    let from_env = std::env::var("TORCH_NPU_SIM_THREADS").ok().and_then(|v| v.parse::<usize>().ok());
+    let threads = match from_env {
+        Some(n) if n > 0 => n,
+        _ => py.import("torch")?.call_method0("get_num_threads")?.extract::<usize>()?,
+    };
+    // Fails only if the pool already exists (a second interpreter in the process): keep it.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("npu-compute-{i}"))
+        .build_global();
+    Ok(())
 }

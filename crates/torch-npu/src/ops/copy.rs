@@ -5,32 +5,9 @@ use npu_kernels::View;
 use npu_runtime as rt;
 use npu_runtime::Event;
 
+use super::shape::expand_to;
 use super::{launch, Ctx, DeviceKind, Tensor};
 use crate::status::{Error, Result};
-
-/// `src` as a view with `dst`'s sizes, broadcasting with zero strides.
-pub fn expand_to(src: &View, sizes: &[i64], op: &str) -> Result<View> {
-    if src.sizes.len() > sizes.len() {
-        return Err(Error::runtime(format!(
-            "{op}: source of shape {:?} cannot be broadcast to {:?}",
-            src.sizes, sizes
-        )));
-    }
-    let lead = sizes.len() - src.sizes.len();
-    let mut strides = vec![0i64; sizes.len()];
-    for (i, (&n, &s)) in src.sizes.iter().zip(&src.strides).enumerate() {
-        let target = sizes[lead + i];
-        if n == target {
-            strides[lead + i] = s;
-        } else if n != 1 {
-            return Err(Error::runtime(format!(
-                "{op}: source of shape {:?} cannot be broadcast to {:?}",
-                src.sizes, sizes
-            )));
-        }
-    }
-    Ok(View { ptr: src.ptr, dtype: src.dtype, sizes: sizes.to_vec(), strides })
-}
 
 fn copy_work(dst: View, src: View) -> impl FnOnce() -> std::result::Result<(), String> + Send {
     move || npu_kernels::copy(&dst, &src).map_err(|e| e.0)

@@ -12,6 +12,7 @@ mod copy;
 pub mod ctx;
 mod fill;
 mod random;
+pub mod shape;
 
 pub use ctx::{Ctx, DeviceKind, Tensor};
 
@@ -34,6 +35,9 @@ const OPS: &[(&str, OpFn)] = &[
     ("log_normal_", random::log_normal),
     ("cauchy_", random::cauchy),
     ("randperm.generator_out", random::randperm),
+    ("normal.Tensor_float", random::normal_tensor_float),
+    ("normal.float_Tensor", random::normal_float_tensor),
+    ("normal.Tensor_Tensor", random::normal_tensor_tensor),
 ];
 
 /// Launches `work` on the current stream of `device`, naming it `op` in asynchronous errors.

@@ -3,7 +3,8 @@
 //! the device does concurrently.
 use npu_kernels::{DType, KernelError, View};
 
-use super::{common_device, copy::expand_to, launch, Ctx};
+use super::shape::{broadcast_shapes, expand_to};
+use super::{common_device, launch, Ctx, Tensor};
 use crate::status::{Error, Result};
 
 /// Counters a kernel may consume for `numel` elements: a 128-bit Philox block per element
@@ -190,4 +191,71 @@ pub fn randperm(ctx: &Ctx) -> Result<()> {
     }
     ctx.return_arg(2);
     Ok(())
+}
+
+/// A 0-stride f64 view of `value` over `sizes`; the box must outlive the kernel.
+fn scalar_view(value: &f64, sizes: &[i64]) -> View {
+    View {
+        ptr: value as *const f64 as *mut u8,
+        dtype: DType::F64,
+        sizes: sizes.to_vec(),
+        strides: vec![0; sizes.len()],
+    }
+}
+
+/// normal(mean, std) with a tensor for either or both: a new tensor of mean's (or std's)
+/// dtype and the broadcast shape.
+fn normal_out_of_place(
+    ctx: &Ctx,
+    mean: std::result::Result<Tensor, f64>,
+    std: std::result::Result<Tensor, f64>,
+) -> Result<()> {
+    let op = ctx.op.as_str();
+    let tensors: Vec<&Tensor> = [mean.as_ref().ok(), std.as_ref().ok()].into_iter().flatten().collect();
+    let device = common_device(op, &tensors)?;
+    let dtype = tensors[0].dtype();
+    for t in &tensors {
+        require_float("normal", t.dtype())?;
+    }
+    if let Err(s) = std {
+        if !(s >= 0.0) {
+            return Err(Error::runtime(format!("normal expects std >= 0.0, but found std {s}")));
+        }
+    }
+    let sizes = match (&mean, &std) {
+        (Ok(m), Ok(s)) => broadcast_shapes(m.sizes(), s.sizes(), op)?,
+        (Ok(t), Err(_)) | (Err(_), Ok(t)) => t.sizes().to_vec(),
+        (Err(_), Err(_)) => unreachable!("one argument is a tensor"),
+    };
+    let out = ctx.new_output(&sizes, None, dtype, device)?;
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    let (seed, offset) = ctx.generator(2, device, counters(out.numel()))?;
+    let scalars = Box::new([mean.as_ref().err().copied().unwrap_or(0.0), std.as_ref().err().copied().unwrap_or(0.0)]);
+    let mean_view = match &mean {
+        Ok(m) => expand_to(&m.view, &sizes, op)?,
+        Err(_) => scalar_view(&scalars[0], &sizes),
+    };
+    let std_view = match &std {
+        Ok(s) => expand_to(&s.view, &sizes, op)?,
+        Err(_) => scalar_view(&scalars[1], &sizes),
+    };
+    let dst = out.view.clone();
+    launch(op, device, move || {
+        let _keep = scalars;
+        npu_kernels::normal_tensor(&dst, &mean_view, &std_view, seed, offset).map(|_| ()).map_err(|e| e.0)
+    })
+}
+
+pub fn normal_tensor_float(ctx: &Ctx) -> Result<()> {
+    normal_out_of_place(ctx, Ok(ctx.tensor(0)?), Err(ctx.double(1)))
+}
+
+pub fn normal_float_tensor(ctx: &Ctx) -> Result<()> {
+    normal_out_of_place(ctx, Err(ctx.double(0)), Ok(ctx.tensor(1)?))
+}
+
+pub fn normal_tensor_tensor(ctx: &Ctx) -> Result<()> {
+    normal_out_of_place(ctx, Ok(ctx.tensor(0)?), Ok(ctx.tensor(1)?))
 }
