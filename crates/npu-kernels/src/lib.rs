@@ -8,16 +8,26 @@
 //! Kernels never panic on bad input: they return a [`KernelError`] whose message reads like
 //! PyTorch's for the same mistake.
 
+mod argreduce;
+mod binary;
 mod convert;
 mod copy;
+mod cpu;
 mod dtype;
+mod elementwise;
 mod fill;
+mod math;
 mod philox;
 mod random;
+mod reduce;
 mod scalar;
+mod select;
 mod simd;
+mod unary;
 mod view;
 
+pub use argreduce::{arg_reduce, reduce_with_index};
+pub use binary::{binary, binary_scalar, clamp_scalar, where_, BinaryOp};
 pub use convert::{f32_to_bf16, Bool8, Complex, Element};
 pub use copy::copy;
 pub use dtype::DType;
@@ -27,7 +37,10 @@ pub use random::{
     bernoulli_scalar, bernoulli_tensor, cauchy, exponential, geometric, log_normal, normal,
     normal_tensor, random_from_to, random_full, randperm, uniform,
 };
+pub use reduce::{reduce, reduce_norm, ReduceOp};
 pub use scalar::Scalar;
+pub use select::{count_nonzero, masked_select};
+pub use unary::{unary, UnaryOp};
 pub use view::{with_sequential, View};
 
 /// A kernel failure, with a PyTorch-style message.

@@ -52,7 +52,7 @@ void describe(const at::Tensor& t, TnpuTensor* out) {
   out->is_conj = t.is_conj();
   out->is_neg = t.is_neg();
   out->requires_grad = t.requires_grad();
-  out->reserved = 0;
+  out->is_wrapped_number = t.unsafeGetTensorImpl()->is_wrapped_number();
 }
 
 template <class F>
@@ -257,6 +257,25 @@ int tnpu_cx_new_output(void* ctx, int32_t ndim, const int64_t* sizes, const int6
     ctx_of(ctx).results.emplace_back(std::move(t));
     return 0;
   });
+}
+
+int tnpu_cx_resize_arg(void* ctx, int i, int32_t ndim, const int64_t* sizes, TnpuTensor* out) {
+  return guarded(ctx, [&] {
+    const at::Tensor& t = ctx_of(ctx).arg(i).toTensor();
+    c10::IntArrayRef sz(sizes, static_cast<size_t>(ndim));
+    if (t.sizes() != sz) {
+      if (t.numel() != 0)
+        TORCH_WARN("An output with one or more elements was resized since it had shape ",
+                   t.sizes(), ", which does not match the required output shape ", sz, ".");
+      t.resize_(sz);
+    }
+    torch_npu::describe(t, out);
+    return 0;
+  });
+}
+
+int32_t tnpu_cx_default_dtype(void) {
+  return static_cast<int32_t>(c10::get_default_dtype_as_scalartype());
 }
 
 void tnpu_cx_return_arg(void* ctx, int i) {

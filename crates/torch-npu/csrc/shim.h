@@ -94,7 +94,7 @@ typedef struct {
   int32_t dtype;         // c10::ScalarType
   int32_t device_type;   // 0 cpu, 1 npu, 2 other
   int32_t device_index;
-  uint8_t is_conj, is_neg, requires_grad, reserved;
+  uint8_t is_conj, is_neg, requires_grad, is_wrapped_number;
 } TnpuTensor;
 
 typedef struct {
@@ -122,6 +122,11 @@ int tnpu_cx_new_output(void* ctx, int32_t ndim, const int64_t* sizes, const int6
                        int32_t dtype, int32_t device, TnpuTensor* out);
 // Appends argument `index` (a tensor) to the results: for in-place and out= ops.
 void tnpu_cx_return_arg(void* ctx, int index);
+// Resizes tensor argument `index` (an out= tensor) to `sizes` if it differs, as PyTorch's
+// out= ops do, and describes it again.
+int tnpu_cx_resize_arg(void* ctx, int index, int32_t ndim, const int64_t* sizes, TnpuTensor* out);
+// torch.get_default_dtype() as a c10::ScalarType.
+int32_t tnpu_cx_default_dtype(void);
 const char* tnpu_cx_op_name(void* ctx);
 
 #ifdef __cplusplus

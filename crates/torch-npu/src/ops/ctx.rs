@@ -20,7 +20,7 @@ struct RawTensor {
     is_conj: u8,
     is_neg: u8,
     requires_grad: u8,
-    reserved: u8,
+    is_wrapped_number: u8,
 }
 
 #[repr(C)]
@@ -42,6 +42,8 @@ extern "C" {
     fn tnpu_cx_arg_bool(ctx: *mut c_void, i: i32) -> i32;
     fn tnpu_cx_arg_scalar(ctx: *mut c_void, i: i32, out: *mut RawScalar) -> i32;
     fn tnpu_cx_arg_int_list(ctx: *mut c_void, i: i32, data: *mut *const i64, len: *mut usize) -> i32;
+    fn tnpu_cx_arg_tensor_list_len(ctx: *mut c_void, i: i32) -> i32;
+    fn tnpu_cx_arg_tensor_list_item(ctx: *mut c_void, i: i32, item: i32, out: *mut RawTensor) -> i32;
     fn tnpu_cx_arg_generator(
         ctx: *mut c_void,
         i: i32,
@@ -60,6 +62,14 @@ extern "C" {
         out: *mut RawTensor,
     ) -> i32;
     fn tnpu_cx_return_arg(ctx: *mut c_void, i: i32);
+    fn tnpu_cx_resize_arg(
+        ctx: *mut c_void,
+        i: i32,
+        ndim: i32,
+        sizes: *const i64,
+        out: *mut RawTensor,
+    ) -> i32;
+    fn tnpu_cx_default_dtype() -> i32;
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +88,8 @@ pub struct Tensor {
     pub index: i32,
     pub is_conj: bool,
     pub is_neg: bool,
+    /// A Python number PyTorch wrapped into a 0-dim CPU tensor (promotes like a scalar).
+    pub is_wrapped_number: bool,
 }
 
 impl Tensor {
@@ -125,6 +137,7 @@ fn tensor_from(raw: &RawTensor, op: &str) -> Result<Tensor> {
         index: raw.device_index,
         is_conj: raw.is_conj != 0,
         is_neg: raw.is_neg != 0,
+        is_wrapped_number: raw.is_wrapped_number != 0,
     })
 }
 
@@ -142,7 +155,7 @@ fn raw_tensor() -> RawTensor {
         is_conj: 0,
         is_neg: 0,
         requires_grad: 0,
-        reserved: 0,
+        is_wrapped_number: 0,
     }
 }
 
@@ -184,6 +197,23 @@ impl Ctx {
     pub fn tensor(&self, i: usize) -> Result<Tensor> {
         self.opt_tensor(i)?
             .ok_or_else(|| Error::value(format!("{}: argument {i} must be a tensor", self.op)))
+    }
+
+    /// A Tensor[] argument (undefined entries are an error).
+    pub fn tensor_list(&self, i: usize) -> Result<Vec<Tensor>> {
+        let n = unsafe { tnpu_cx_arg_tensor_list_len(self.raw, i as i32) };
+        if n < 0 {
+            return Err(Error::type_error(format!("{}: argument {i} must be a list of tensors", self.op)));
+        }
+        (0..n)
+            .map(|k| {
+                let mut raw = raw_tensor();
+                if unsafe { tnpu_cx_arg_tensor_list_item(self.raw, i as i32, k, &mut raw) } == 0 {
+                    return Err(Error::value(format!("{}: tensor {k} of the list is undefined", self.op)));
+                }
+                tensor_from(&raw, &self.op)
+            })
+            .collect()
     }
 
     pub fn int(&self, i: usize) -> i64 {
@@ -260,6 +290,23 @@ impl Ctx {
             return Err(accessor_failed());
         }
         tensor_from(&raw, &self.op)
+    }
+
+    /// Resizes the out= tensor argument `i` to `sizes` (if needed) and returns it anew.
+    pub fn resize_arg(&self, i: usize, sizes: &[i64]) -> Result<Tensor> {
+        let mut raw = raw_tensor();
+        let st = unsafe {
+            tnpu_cx_resize_arg(self.raw, i as i32, sizes.len() as i32, sizes.as_ptr(), &mut raw)
+        };
+        if st != 0 {
+            return Err(accessor_failed());
+        }
+        tensor_from(&raw, &self.op)
+    }
+
+    /// torch.get_default_dtype().
+    pub fn default_float(&self) -> DType {
+        DType::from_i32(unsafe { tnpu_cx_default_dtype() }).unwrap_or(DType::F32)
     }
 
     /// Returns argument `i` itself (in-place and out= ops).

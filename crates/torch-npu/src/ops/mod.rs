@@ -6,9 +6,16 @@ use std::sync::OnceLock;
 
 use npu_runtime as rt;
 
+use npu_kernels::{BinaryOp, UnaryOp};
+
 use crate::status::{ffi_call, Error, Result};
+use elementwise::{Kind, Variant};
 
 mod copy;
+mod elementwise;
+mod index;
+mod reduce;
+mod promote;
 pub mod ctx;
 mod fill;
 mod random;
@@ -18,7 +25,25 @@ pub use ctx::{Ctx, DeviceKind, Tensor};
 
 type OpFn = fn(&Ctx) -> Result<()>;
 
-const OPS: &[(&str, OpFn)] = &[
+/// How an op name is served: a dedicated adapter, or a generic elementwise one.
+#[derive(Clone, Copy)]
+enum Adapter {
+    Fn(OpFn),
+    Binary(BinaryOp, Kind, Variant, Option<usize>),
+    Unary(UnaryOp, Kind, Variant),
+}
+
+impl Adapter {
+    fn run(self, ctx: &Ctx) -> Result<()> {
+        match self {
+            Adapter::Fn(f) => f(ctx),
+            Adapter::Binary(op, kind, variant, alpha) => elementwise::binary(ctx, op, kind, variant, alpha),
+            Adapter::Unary(op, kind, variant) => elementwise::unary(ctx, op, kind, variant),
+        }
+    }
+}
+
+const CORE_OPS: &[(&str, OpFn)] = &[
     ("_copy_from", copy::copy_from),
     ("fill_.Scalar", fill::fill_scalar),
     ("fill_.Tensor", fill::fill_tensor),
@@ -38,7 +63,104 @@ const OPS: &[(&str, OpFn)] = &[
     ("normal.Tensor_float", random::normal_tensor_float),
     ("normal.float_Tensor", random::normal_float_tensor),
     ("normal.Tensor_Tensor", random::normal_tensor_tensor),
+    ("sum", reduce::sum),
+    ("sum.dim_IntList", reduce::sum_dim),
+    ("sum.IntList_out", reduce::sum_out),
+    ("mean.dim", reduce::mean_dim),
+    ("mean.out", reduce::mean_out),
+    ("max", reduce::max),
+    ("min", reduce::min),
+    ("masked_select", index::masked_select),
+    ("cat", index::cat),
+    ("cat.out", index::cat_out),
 ];
+
+/// Binary families: (name, op, result kind, has alpha). Each gets .Tensor, _.Tensor, .out,
+/// and, unless noted, .Scalar and _.Scalar.
+const BINARY: &[(&str, BinaryOp, Kind, bool)] = &[
+    ("add", BinaryOp::Add, Kind::Promoted, true),
+    ("sub", BinaryOp::Sub, Kind::Promoted, true),
+    ("mul", BinaryOp::Mul, Kind::Promoted, false),
+    ("div", BinaryOp::Div, Kind::Float, false),
+];
+
+/// Comparisons: .Tensor, .Scalar, _.Tensor, _.Scalar, .Tensor_out, .Scalar_out.
+const COMPARE: &[(&str, BinaryOp)] = &[
+    ("eq", BinaryOp::Eq),
+    ("ne", BinaryOp::Ne),
+    ("lt", BinaryOp::Lt),
+    ("le", BinaryOp::Le),
+    ("gt", BinaryOp::Gt),
+    ("ge", BinaryOp::Ge),
+];
+
+/// Bitwise and logical families with .Tensor, _.Tensor, .Tensor_out.
+const BITWISE: &[(&str, BinaryOp, Kind)] = &[
+    ("bitwise_and", BinaryOp::BitAnd, Kind::Promoted),
+    ("bitwise_or", BinaryOp::BitOr, Kind::Promoted),
+    ("bitwise_xor", BinaryOp::BitXor, Kind::Promoted),
+];
+
+/// Unary families: name, name_, name.out.
+const UNARY: &[(&str, UnaryOp, Kind)] = &[
+    ("abs", UnaryOp::Abs, Kind::Promoted),
+    ("neg", UnaryOp::Neg, Kind::Promoted),
+    ("ceil", UnaryOp::Ceil, Kind::Promoted),
+    ("floor", UnaryOp::Floor, Kind::Promoted),
+    ("trunc", UnaryOp::Trunc, Kind::Promoted),
+    ("sqrt", UnaryOp::Sqrt, Kind::Float),
+    ("rsqrt", UnaryOp::Rsqrt, Kind::Float),
+    ("exp", UnaryOp::Exp, Kind::Float),
+    ("log", UnaryOp::Log, Kind::Float),
+    ("sin", UnaryOp::Sin, Kind::Float),
+    ("cos", UnaryOp::Cos, Kind::Float),
+    ("tanh", UnaryOp::Tanh, Kind::Float),
+    ("sigmoid", UnaryOp::Sigmoid, Kind::Float),
+    ("reciprocal", UnaryOp::Reciprocal, Kind::Float),
+];
+
+/// Predicates: functional only, bool results.
+const PREDICATES: &[(&str, UnaryOp)] = &[
+    ("isnan", UnaryOp::IsNan),
+    ("isinf", UnaryOp::IsInf),
+    ("logical_not", UnaryOp::LogicalNot),
+];
+
+fn build_table() -> Vec<(String, Adapter)> {
+    use Variant::*;
+    let mut t: Vec<(String, Adapter)> =
+        CORE_OPS.iter().map(|(n, f)| (n.to_string(), Adapter::Fn(*f))).collect();
+    for &(name, op, kind, alpha) in BINARY {
+        let a = alpha.then_some(2);
+        t.push((format!("{name}.Tensor"), Adapter::Binary(op, kind, Functional, a)));
+        t.push((format!("{name}_.Tensor"), Adapter::Binary(op, kind, InPlace, a)));
+        t.push((format!("{name}.out"), Adapter::Binary(op, kind, Out, a)));
+        t.push((format!("{name}.Scalar"), Adapter::Binary(op, kind, Functional, a)));
+        t.push((format!("{name}_.Scalar"), Adapter::Binary(op, kind, InPlace, a)));
+    }
+    for &(name, op) in COMPARE {
+        t.push((format!("{name}.Tensor"), Adapter::Binary(op, Kind::Bool, Functional, None)));
+        t.push((format!("{name}.Scalar"), Adapter::Binary(op, Kind::Bool, Functional, None)));
+        t.push((format!("{name}_.Tensor"), Adapter::Binary(op, Kind::Bool, InPlace, None)));
+        t.push((format!("{name}_.Scalar"), Adapter::Binary(op, Kind::Bool, InPlace, None)));
+        t.push((format!("{name}.Tensor_out"), Adapter::Binary(op, Kind::Bool, Out, None)));
+        t.push((format!("{name}.Scalar_out"), Adapter::Binary(op, Kind::Bool, Out, None)));
+    }
+    for &(name, op, kind) in BITWISE {
+        t.push((format!("{name}.Tensor"), Adapter::Binary(op, kind, Functional, None)));
+        t.push((format!("{name}_.Tensor"), Adapter::Binary(op, kind, InPlace, None)));
+        t.push((format!("{name}.Tensor_out"), Adapter::Binary(op, kind, Out, None)));
+    }
+    for &(name, op, kind) in UNARY {
+        t.push((name.to_string(), Adapter::Unary(op, kind, Functional)));
+        t.push((format!("{name}_"), Adapter::Unary(op, kind, InPlace)));
+        t.push((format!("{name}.out"), Adapter::Unary(op, kind, Out)));
+    }
+    for &(name, op) in PREDICATES {
+        t.push((name.to_string(), Adapter::Unary(op, Kind::Bool, Functional)));
+    }
+    t
+}
 
 /// Launches `work` on the current stream of `device`, naming it `op` in asynchronous errors.
 pub fn launch<F>(op: &str, device: i32, work: F) -> Result<()>
@@ -77,15 +199,18 @@ pub fn common_device(op: &str, tensors: &[&Tensor]) -> Result<i32> {
         .ok_or_else(|| Error::runtime(format!("{op}: expected at least one npu tensor")))
 }
 
-fn table() -> &'static [(std::ffi::CString, OpFn)] {
-    static TABLE: OnceLock<Vec<(std::ffi::CString, OpFn)>> = OnceLock::new();
+fn table() -> &'static [(std::ffi::CString, Adapter)] {
+    static TABLE: OnceLock<Vec<(std::ffi::CString, Adapter)>> = OnceLock::new();
     TABLE.get_or_init(|| {
-        OPS.iter().map(|(n, f)| (std::ffi::CString::new(*n).unwrap(), *f)).collect()
+        build_table()
+            .into_iter()
+            .map(|(n, a)| (std::ffi::CString::new(n).expect("op names have no NUL"), a))
+            .collect()
     })
 }
 
 pub fn names() -> impl Iterator<Item = &'static str> {
-    OPS.iter().map(|(n, _)| *n)
+    table().iter().map(|(n, _)| n.to_str().unwrap_or(""))
 }
 
 #[no_mangle]
@@ -102,13 +227,13 @@ pub extern "C" fn tnpu_op_name(index: usize) -> *const c_char {
 /// `ctx` is the shim's call context for this op.
 #[no_mangle]
 pub unsafe extern "C" fn tnpu_op_run(index: usize, ctx: *mut c_void) -> i32 {
-    let Some((_, f)) = table().get(index) else {
+    let Some((_, adapter)) = table().get(index) else {
         return crate::status::set_error(Error::runtime("unknown npu op"));
     };
-    let f = *f;
+    let adapter = *adapter;
     ffi_call(|| {
         let ctx = Ctx::new(ctx);
-        f(&ctx).map_err(|mut e| {
+        adapter.run(&ctx).map_err(|mut e| {
             if !e.msg.contains(&ctx.op) {
                 e.msg = format!("{}: {}", ctx.op, e.msg);
             }

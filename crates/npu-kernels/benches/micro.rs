@@ -1,0 +1,275 @@
+//! Kernel micro-benchmarks (timings, never run by the tests): `cargo bench -p npu-kernels --bench micro`.
+
+use npu_kernels::*;
+use rayon::prelude::*;
+use std::time::Instant;
+
+fn median_ms(mut f: impl FnMut(), reps: usize) -> f64 {
+    f();
+    let mut t: Vec<f64> = (0..reps)
+        .map(|_| {
+            let s = Instant::now();
+            f();
+            s.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    t.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    t[reps / 2]
+}
+
+fn view<T>(v: &mut [T], dt: DType, sizes: &[i64]) -> View {
+    View::contiguous(v.as_mut_ptr() as *mut u8, dt, sizes)
+}
+
+fn bench() {
+    let n = 16 << 20;
+    let mut a: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 0.001).collect();
+    let mut b: Vec<f32> = (0..n).map(|i| (i % 777) as f32 * 0.01).collect();
+    let mut c = vec![0f32; n];
+    let (av, bv, cv) = (
+        view(&mut a, DType::F32, &[n as i64]),
+        view(&mut b, DType::F32, &[n as i64]),
+        view(&mut c, DType::F32, &[n as i64]),
+    );
+    let t = median_ms(
+        || binary(BinaryOp::Add, &cv, &av, &bv, Scalar::Int(1), DType::F32).unwrap(),
+        21,
+    );
+    let gbs = |ms: f64, bytes: usize| bytes as f64 / ms / 1e6;
+    println!("add f32 16M: {t:.2} ms ({:.1} GB/s)", gbs(t, 12 * n));
+    let (pa, pb) = (&a, &b);
+    let tp = median_ms(
+        || {
+            c.par_chunks_mut(1 << 20).enumerate().for_each(|(k, ch)| {
+                let o = k << 20;
+                for (i, x) in ch.iter_mut().enumerate() {
+                    *x = pa[o + i] + pb[o + i];
+                }
+            })
+        },
+        21,
+    );
+    println!(
+        "plain loop, rayon 2 threads: {tp:.2} ms ({:.1} GB/s)",
+        gbs(tp, 12 * n)
+    );
+    let t1 = median_ms(
+        || {
+            for ((x, y), z) in c.iter_mut().zip(pa).zip(pb) {
+                *x = y + z;
+            }
+        },
+        11,
+    );
+    println!(
+        "plain loop, 1 thread: {t1:.2} ms ({:.1} GB/s)",
+        gbs(t1, 12 * n)
+    );
+    let cv = view(&mut c, DType::F32, &[n as i64]);
+    let t = median_ms(
+        || {
+            binary_scalar(
+                BinaryOp::Mul,
+                &cv,
+                &av,
+                Scalar::Float(0.5),
+                Scalar::Int(1),
+                DType::F32,
+            )
+            .unwrap()
+        },
+        21,
+    );
+    println!("mul f32 16M by scalar: {t:.2} ms");
+    let t = median_ms(
+        || binary(BinaryOp::Add, &av, &av, &bv, Scalar::Int(1), DType::F32).unwrap(),
+        21,
+    );
+    println!("add_ f32 16M in place: {t:.2} ms");
+    // broadcast row: (4096, 4096) + (4096,)
+    let rowv = View::new(
+        b.as_mut_ptr() as *mut u8,
+        DType::F32,
+        vec![4096, 4096],
+        vec![0, 1],
+    );
+    let a2 = view(&mut a, DType::F32, &[4096, 4096]);
+    let c2 = view(&mut c, DType::F32, &[4096, 4096]);
+    let t = median_ms(
+        || binary(BinaryOp::Add, &c2, &a2, &rowv, Scalar::Int(1), DType::F32).unwrap(),
+        21,
+    );
+    println!("add f32 (4096,4096) + (4096,): {t:.2} ms");
+    let colv = View::new(
+        b.as_mut_ptr() as *mut u8,
+        DType::F32,
+        vec![4096, 4096],
+        vec![1, 0],
+    );
+    let t = median_ms(
+        || binary(BinaryOp::Add, &c2, &a2, &colv, Scalar::Int(1), DType::F32).unwrap(),
+        21,
+    );
+    println!("add f32 (4096,4096) + (4096,1): {t:.2} ms");
+    let at = View::new(
+        a.as_mut_ptr() as *mut u8,
+        DType::F32,
+        vec![4096, 4096],
+        vec![1, 4096],
+    );
+    let t = median_ms(
+        || binary(BinaryOp::Add, &c2, &at, &a2, Scalar::Int(1), DType::F32).unwrap(),
+        11,
+    );
+    println!("add f32 (4096,4096) transposed + contiguous: {t:.2} ms");
+
+    // reductions
+    let mut out = vec![0f32; 4096];
+    let o1 = view(&mut out, DType::F32, &[4096, 1]);
+    let t = median_ms(
+        || reduce(ReduceOp::Sum, &o1, &a2, &[1], DType::F32).unwrap(),
+        21,
+    );
+    println!(
+        "sum (4096,4096) dim 1: {t:.2} ms ({:.1} GB/s)",
+        gbs(t, 4 * n)
+    );
+    let o0 = view(&mut out, DType::F32, &[1, 4096]);
+    let t = median_ms(
+        || reduce(ReduceOp::Sum, &o0, &a2, &[0], DType::F32).unwrap(),
+        21,
+    );
+    println!(
+        "sum (4096,4096) dim 0: {t:.2} ms ({:.1} GB/s)",
+        gbs(t, 4 * n)
+    );
+    let o = view(&mut out, DType::F32, &[1]);
+    let t = median_ms(
+        || reduce(ReduceOp::Sum, &o, &av, &[], DType::F32).unwrap(),
+        21,
+    );
+    println!("sum f32 16M all: {t:.2} ms ({:.1} GB/s)", gbs(t, 4 * n));
+    let t = median_ms(
+        || reduce(ReduceOp::Amax, &o, &av, &[], DType::F32).unwrap(),
+        21,
+    );
+    println!("amax f32 16M all: {t:.2} ms");
+    let t = median_ms(
+        || reduce(ReduceOp::Max, &o1, &a2, &[1], DType::F32).unwrap(),
+        11,
+    );
+    println!("max (4096,4096) dim 1: {t:.2} ms");
+    let mut oi = vec![0i64; 4096];
+    let oiv = view(&mut oi, DType::I64, &[4096, 1]);
+    let t = median_ms(
+        || reduce_with_index(ReduceOp::Max, &o1, &oiv, &a2, 1).unwrap(),
+        11,
+    );
+    println!("max+indices (4096,4096) dim 1: {t:.2} ms");
+    let oiv0 = view(&mut oi, DType::I64, &[1, 4096]);
+    let t = median_ms(
+        || reduce_with_index(ReduceOp::Max, &o0, &oiv0, &a2, 0).unwrap(),
+        11,
+    );
+    println!("max+indices (4096,4096) dim 0: {t:.2} ms");
+
+    // unary
+    let m = 1 << 20;
+    let (a1, c1) = (
+        view(&mut a[..m], DType::F32, &[m as i64]),
+        view(&mut c[..m], DType::F32, &[m as i64]),
+    );
+    for op in [
+        UnaryOp::Neg,
+        UnaryOp::Exp,
+        UnaryOp::Sigmoid,
+        UnaryOp::Tanh,
+        UnaryOp::GeluErf,
+        UnaryOp::GeluTanh,
+        UnaryOp::Silu,
+        UnaryOp::Relu,
+    ] {
+        let t = median_ms(|| unary(op, &c1, &a1, DType::F32).unwrap(), 11);
+        println!("{op:?} f32 1M: {t:.3} ms");
+    }
+    // half
+    let mut h: Vec<half::f16> = (0..n)
+        .map(|i| half::f16::from_f32((i % 100) as f32))
+        .collect();
+    let mut h2 = h.clone();
+    let (hv, h2v) = (
+        view(&mut h, DType::F16, &[n as i64]),
+        view(&mut h2, DType::F16, &[n as i64]),
+    );
+    let t = median_ms(
+        || binary(BinaryOp::Add, &h2v, &hv, &hv, Scalar::Int(1), DType::F16).unwrap(),
+        11,
+    );
+    println!("add f16 16M: {t:.2} ms");
+    let t = median_ms(
+        || reduce(ReduceOp::Sum, &o, &hv, &[], DType::F32).unwrap(),
+        11,
+    );
+    println!("sum f16 16M (f32 acc): {t:.2} ms");
+}
+
+fn small_op_latency() {
+    for n in [1usize, 100, 10_000] {
+        let mut a = vec![1f32; n];
+        let mut b = vec![2f32; n];
+        let mut c = vec![0f32; n];
+        let mut h = vec![half::f16::ONE; n];
+        let (av, bv, cv) = (
+            view(&mut a, DType::F32, &[n as i64]),
+            view(&mut b, DType::F32, &[n as i64]),
+            view(&mut c, DType::F32, &[n as i64]),
+        );
+        let hv = view(&mut h, DType::F16, &[n as i64]);
+        let reps = 20000;
+        let s = Instant::now();
+        for _ in 0..reps {
+            binary(BinaryOp::Add, &cv, &av, &bv, Scalar::Int(1), DType::F32).unwrap();
+        }
+        let t_add = s.elapsed().as_secs_f64() / reps as f64 * 1e6;
+        let s = Instant::now();
+        for _ in 0..reps {
+            binary(BinaryOp::Add, &hv, &hv, &hv, Scalar::Int(1), DType::F16).unwrap();
+        }
+        let t_h = s.elapsed().as_secs_f64() / reps as f64 * 1e6;
+        let mut o = [0f32];
+        let ov = view(&mut o, DType::F32, &[1]);
+        let s = Instant::now();
+        for _ in 0..reps {
+            reduce(ReduceOp::Sum, &ov, &av, &[], DType::F32).unwrap();
+        }
+        let t_sum = s.elapsed().as_secs_f64() / reps as f64 * 1e6;
+        println!("n={n}: add f32 {t_add:.2} us, add_ f16 {t_h:.2} us, sum {t_sum:.2} us");
+    }
+}
+
+/// One unary op on 1M f32, single-threaded: `OP=Exp cargo test ... one_unary_op -- --ignored`.
+fn one_unary_op() {
+    let m = 1 << 20;
+    let mut a: Vec<f32> = (0..m).map(|i| (i % 1000) as f32 * 0.01 - 5.0).collect();
+    let mut c = vec![0f32; m];
+    let (a1, c1) = (
+        view(&mut a, DType::F32, &[m as i64]),
+        view(&mut c, DType::F32, &[m as i64]),
+    );
+    let op = std::env::var("OP").unwrap_or("GeluErf".into());
+    let op = UnaryOp::ALL
+        .into_iter()
+        .find(|o| format!("{o:?}") == op)
+        .unwrap();
+    let t = median_ms(
+        || with_sequential(|| unary(op, &c1, &a1, DType::F32).unwrap()),
+        51,
+    );
+    println!("{op:?} f32 1M sequential: {t:.3} ms");
+}
+
+fn main() {
+    bench();
+    small_op_latency();
+    one_unary_op();
+}

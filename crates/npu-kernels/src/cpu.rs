@@ -1,0 +1,43 @@
+//! Run-time CPU feature checks for the hot loops that are compiled twice: once for the baseline
+//! target and once with AVX2 enabled (the same source, so results are identical; Rust never
+//! contracts or reassociates float operations, whatever the target features).
+
+/// Whether AVX2 may be used (the check is cached by std after the first call).
+#[inline]
+pub(crate) fn avx2() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Defines `$name` (dispatching at run time) from `$body` (an `#[inline(always)]` function
+/// with the same signature): an AVX2 copy of the body is used when the CPU has it.
+macro_rules! with_avx2 {
+    (
+        $(#[$m:meta])*
+        $vis:vis fn $name:ident<$($g:ident: $bound:path),*>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+        => $body:ident
+    ) => {
+        $(#[$m])*
+        $vis fn $name<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2")]
+                unsafe fn avx2<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$($g),*>($($arg),*)
+                }
+                if $crate::cpu::avx2() {
+                    // SAFETY: the CPU supports AVX2
+                    return unsafe { avx2::<$($g),*>($($arg),*) };
+                }
+            }
+            $body::<$($g),*>($($arg),*)
+        }
+    };
+}
+pub(crate) use with_avx2;

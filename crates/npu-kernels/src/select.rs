@@ -1,0 +1,157 @@
+//! Counting nonzero elements and `masked_select`.
+
+use crate::elementwise::{reject_complex, truth_loader, CHUNK};
+use crate::view::{err, par_ranges, Layout, Ptr, View};
+use crate::KernelError;
+
+/// Elements per parallel block (fixed, so the split never matters).
+const BLOCK: usize = 64 * 1024;
+
+struct Shared<T>(*mut T);
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+/// Nonzero counts of consecutive `BLOCK`-element blocks of `v` (row-major order).
+fn block_counts(v: &View, n: usize) -> Vec<usize> {
+    let layout = Layout::<1>::new(&v.sizes, [&v.strides]);
+    let [st] = layout.inner_strides();
+    let load = truth_loader::<u8>(v.dtype);
+    let (p, size) = (Ptr::new(v.ptr), v.dtype.size());
+    let nb = n.div_ceil(BLOCK);
+    let mut counts = vec![0usize; nb];
+    let out = Shared(counts.as_mut_ptr());
+    let out = &out;
+    par_ranges(nb, 1, |range| {
+        let mut buf = vec![0u8; CHUNK];
+        for b in range {
+            let mut c = 0usize;
+            layout.for_each_row(b * BLOCK..((b + 1) * BLOCK).min(n), |_, [off], len| {
+                let mut done = 0;
+                while done < len {
+                    let k = CHUNK.min(len - done);
+                    unsafe { load(p.byte_at(off + done as isize * st, size), st, &mut buf[..k]) };
+                    c += buf[..k].iter().map(|&x| x as usize).sum::<usize>();
+                    done += k;
+                }
+            });
+            unsafe { *out.0.add(b) = c };
+        }
+    });
+    counts
+}
+
+/// The number of nonzero elements of `src` (NaN counts as nonzero).
+pub fn count_nonzero(src: &View) -> Result<usize, KernelError> {
+    reject_complex("count_nonzero", &[src.dtype])?;
+    let n = src.validate("count_nonzero")?;
+    if n == 0 {
+        return Ok(0);
+    }
+    Ok(block_counts(src, n).iter().sum())
+}
+
+/// `masked_select`: writes the elements of `src` where `mask` is nonzero, in row-major order,
+/// into the 1-d `dst` (which must have exactly `count_nonzero(mask)` elements and `src`'s
+/// dtype). `src` and `mask` have equal sizes (broadcast dims have stride 0); `mask` may have any
+/// dtype.
+pub fn masked_select(dst: &View, src: &View, mask: &View) -> Result<(), KernelError> {
+    let name = "masked_select";
+    reject_complex(name, &[mask.dtype])?;
+    dst.validate(name)?;
+    let n = src.validate(name)?;
+    mask.validate(name)?;
+    if src.sizes != mask.sizes {
+        return Err(err(
+            name,
+            format!(
+                "mask size {:?} does not match input size {:?}",
+                mask.sizes, src.sizes
+            ),
+        ));
+    }
+    if dst.dtype != src.dtype {
+        return Err(err(
+            name,
+            format!(
+                "expected output dtype {} but got {}",
+                src.dtype.name(),
+                dst.dtype.name()
+            ),
+        ));
+    }
+    if dst.sizes.len() != 1 {
+        return Err(err(
+            name,
+            format!("output must be 1-d, got size {:?}", dst.sizes),
+        ));
+    }
+    let counts = if n == 0 {
+        Vec::new()
+    } else {
+        block_counts(mask, n)
+    };
+    let total: usize = counts.iter().sum();
+    if dst.sizes[0] as usize != total {
+        return Err(err(
+            name,
+            format!(
+                "output has {} elements but the mask selects {total}",
+                dst.sizes[0]
+            ),
+        ));
+    }
+    if total == 0 {
+        return Ok(());
+    }
+    dst.check_writable(name)?;
+    let mut starts = Vec::with_capacity(counts.len());
+    let mut acc = 0usize;
+    for c in &counts {
+        starts.push(acc);
+        acc += c;
+    }
+    match src.dtype.size() {
+        1 => gather::<u8>(dst, src, mask, n, &starts),
+        2 => gather::<u16>(dst, src, mask, n, &starts),
+        4 => gather::<u32>(dst, src, mask, n, &starts),
+        8 => gather::<u64>(dst, src, mask, n, &starts),
+        _ => gather::<[u64; 2]>(dst, src, mask, n, &starts),
+    }
+    Ok(())
+}
+
+/// Copies selected elements as `T`-sized bit patterns; block `b` starts at output `starts[b]`.
+fn gather<T: Copy>(dst: &View, src: &View, mask: &View, n: usize, starts: &[usize]) {
+    let layout = Layout::<2>::new(&src.sizes, [&src.strides, &mask.strides]);
+    let [ss, ms] = layout.inner_strides();
+    let load = truth_loader::<u8>(mask.dtype);
+    let (sp, mp, dp) = (Ptr::new(src.ptr), Ptr::new(mask.ptr), Ptr::new(dst.ptr));
+    let (msize, ds) = (mask.dtype.size(), dst.strides[0] as isize);
+    par_ranges(starts.len(), 1, |range| {
+        let mut buf = vec![0u8; CHUNK];
+        for b in range {
+            let mut pos = starts[b] as isize;
+            layout.for_each_row(b * BLOCK..((b + 1) * BLOCK).min(n), |_, [so, mo], len| {
+                let mut done = 0;
+                while done < len {
+                    let k = CHUNK.min(len - done);
+                    unsafe {
+                        load(
+                            mp.byte_at(mo + done as isize * ms, msize),
+                            ms,
+                            &mut buf[..k],
+                        );
+                        for (j, &t) in buf[..k].iter().enumerate() {
+                            if t != 0 {
+                                let s = sp.at::<T>(so + (done + j) as isize * ss);
+                                *dp.at::<T>(pos * ds) = *s;
+                                pos += 1;
+                            }
+                        }
+                    }
+                    done += k;
+                }
+            });
+        }
+    });
+}

@@ -1,0 +1,339 @@
+//! Unary elementwise kernels: `dst[i] = op(src[i])` with PyTorch's CPU semantics.
+
+use crate::convert::{Bool8, Element};
+use crate::cpu::with_avx2;
+use crate::dtype::DType;
+use crate::elementwise::{
+    drive, loader, map1, not_implemented, reject_complex, storer, Arg, Input,
+};
+use crate::math::{b8, truth, Float, Int};
+use crate::view::View;
+use crate::KernelError;
+
+/// Unary elementwise operations.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UnaryOp {
+    Abs,
+    Neg,
+    Ceil,
+    Floor,
+    Round,
+    Trunc,
+    Frac,
+    Sign,
+    Sqrt,
+    Rsqrt,
+    Reciprocal,
+    Exp,
+    Exp2,
+    Expm1,
+    Log,
+    Log2,
+    Log10,
+    Log1p,
+    Sin,
+    Cos,
+    Tan,
+    Asin,
+    Acos,
+    Atan,
+    Sinh,
+    Cosh,
+    Tanh,
+    Asinh,
+    Acosh,
+    Atanh,
+    Erf,
+    Erfc,
+    Sigmoid,
+    Relu,
+    Silu,
+    GeluErf,
+    GeluTanh,
+    IsNan,
+    IsInf,
+    IsPosInf,
+    IsNegInf,
+    IsFinite,
+    LogicalNot,
+    BitwiseNot,
+    Signbit,
+}
+
+impl UnaryOp {
+    /// Every op, for tests and tables.
+    pub const ALL: [UnaryOp; 45] = {
+        use UnaryOp::*;
+        [
+            Abs, Neg, Ceil, Floor, Round, Trunc, Frac, Sign, Sqrt, Rsqrt, Reciprocal, Exp, Exp2,
+            Expm1, Log, Log2, Log10, Log1p, Sin, Cos, Tan, Asin, Acos, Atan, Sinh, Cosh, Tanh,
+            Asinh, Acosh, Atanh, Erf, Erfc, Sigmoid, Relu, Silu, GeluErf, GeluTanh, IsNan, IsInf,
+            IsPosInf, IsNegInf, IsFinite, LogicalNot, BitwiseNot, Signbit,
+        ]
+    };
+
+    /// The ATen name (used in error messages).
+    pub fn name(self) -> &'static str {
+        use UnaryOp::*;
+        match self {
+            Abs => "abs",
+            Neg => "neg",
+            Ceil => "ceil",
+            Floor => "floor",
+            Round => "round",
+            Trunc => "trunc",
+            Frac => "frac",
+            Sign => "sign",
+            Sqrt => "sqrt",
+            Rsqrt => "rsqrt",
+            Reciprocal => "reciprocal",
+            Exp => "exp",
+            Exp2 => "exp2",
+            Expm1 => "expm1",
+            Log => "log",
+            Log2 => "log2",
+            Log10 => "log10",
+            Log1p => "log1p",
+            Sin => "sin",
+            Cos => "cos",
+            Tan => "tan",
+            Asin => "asin",
+            Acos => "acos",
+            Atan => "atan",
+            Sinh => "sinh",
+            Cosh => "cosh",
+            Tanh => "tanh",
+            Asinh => "asinh",
+            Acosh => "acosh",
+            Atanh => "atanh",
+            Erf => "erf",
+            Erfc => "erfc",
+            Sigmoid => "sigmoid",
+            Relu => "relu",
+            Silu => "silu",
+            GeluErf => "gelu",
+            GeluTanh => "gelu",
+            IsNan => "isnan",
+            IsInf => "isinf",
+            IsPosInf => "isposinf",
+            IsNegInf => "isneginf",
+            IsFinite => "isfinite",
+            LogicalNot => "logical_not",
+            BitwiseNot => "bitwise_not",
+            Signbit => "signbit",
+        }
+    }
+
+    /// Ops whose result is a bool (written as 1/0 in the destination dtype).
+    pub fn is_predicate(self) -> bool {
+        use UnaryOp::*;
+        matches!(
+            self,
+            IsNan | IsInf | IsPosInf | IsNegInf | IsFinite | LogicalNot | Signbit
+        )
+    }
+}
+
+/// `dst[i] = op(src[i])`. `compute` is the dtype the math runs in (f16/bf16 compute in f32 and
+/// round once); `src` is converted to `compute` element-wise and the result converted to
+/// `dst.dtype`. Predicates (`IsNan`.., `LogicalNot`, `Signbit`) produce bool (1/0) and are valid
+/// for any compute dtype. Op/dtype combinations PyTorch rejects (e.g. `BitwiseNot` on floats,
+/// `Sqrt` on bool compute) return an error.
+pub fn unary(op: UnaryOp, dst: &View, src: &View, compute: DType) -> Result<(), KernelError> {
+    let name = op.name();
+    reject_complex(name, &[dst.dtype, src.dtype, compute])?;
+    match compute {
+        DType::F16 | DType::BF16 => run_float::<f32>(op, dst, src, Some(compute)),
+        DType::F32 => run_float::<f32>(op, dst, src, None),
+        DType::F64 => run_float::<f64>(op, dst, src, None),
+        DType::U8 => run_int::<u8>(op, dst, src),
+        DType::I8 => run_int::<i8>(op, dst, src),
+        DType::I16 => run_int::<i16>(op, dst, src),
+        DType::I32 => run_int::<i32>(op, dst, src),
+        DType::I64 => run_int::<i64>(op, dst, src),
+        DType::Bool => run_bool(op, dst, src),
+        DType::C64 | DType::C128 => unreachable!(),
+    }
+}
+
+/// Runs `f` (a kernel on math type `M` producing `R`) over the views.
+fn run<M: Element, R: Element>(
+    op: UnaryOp,
+    dst: &View,
+    src: &View,
+    via: Option<DType>,
+    round_result: bool,
+    f: impl Fn(&Arg<M>, &mut [R]) + Sync,
+) -> Result<(), KernelError> {
+    let rvia = if round_result { via } else { None };
+    drive::<M, R, 1>(
+        op.name(),
+        dst,
+        [Input::View(src, loader::<M>(src.dtype, via))],
+        via.is_none(),
+        storer::<R>(dst.dtype, rvia),
+        rvia.is_none(),
+        &|[a], out| {
+            f(a, out);
+            Ok(())
+        },
+    )
+}
+
+fn run_float<F: Float>(
+    op: UnaryOp,
+    dst: &View,
+    src: &View,
+    via: Option<DType>,
+) -> Result<(), KernelError> {
+    use UnaryOp::*;
+    if op.is_predicate() {
+        return run::<F, Bool8>(op, dst, src, via, false, move |a, out| match op {
+            IsNan => map1!(a, out, |x: F| b8(x.is_nan())),
+            IsInf => map1!(a, out, |x: F| b8(x.is_infinite())),
+            IsPosInf => map1!(a, out, |x: F| b8(x == F::INFINITY)),
+            IsNegInf => map1!(a, out, |x: F| b8(x == -F::INFINITY)),
+            IsFinite => map1!(a, out, |x: F| b8(x.is_finite())),
+            LogicalNot => map1!(a, out, |x: F| b8(x == F::ZERO)),
+            Signbit => map1!(a, out, |x: F| b8(x.is_sign_negative())),
+            _ => unreachable!(),
+        });
+    }
+    if op == BitwiseNot {
+        return Err(not_implemented("bitwise_not_cpu", via.unwrap_or(F::DTYPE)));
+    }
+    run::<F, F>(op, dst, src, via, true, move |a, out| {
+        float_kernel(op, a, out)
+    })
+}
+
+/// sqrt(2 / pi) and the cubic coefficient of the tanh approximation of GELU.
+const GELU_BETA: f64 = 0.797_884_560_802_865_4;
+const GELU_KAPPA: f64 = 0.044715;
+
+with_avx2!(fn float_kernel<F: Float>(op: UnaryOp, a: &Arg<F>, out: &mut [F]) => float_kernel_body);
+
+#[inline(always)]
+fn float_kernel_body<F: Float>(op: UnaryOp, a: &Arg<F>, out: &mut [F]) {
+    use UnaryOp::*;
+    let (zero, one, half) = (F::ZERO, F::ONE, F::c(0.5));
+    match op {
+        Abs => map1!(a, out, |x: F| x.abs()),
+        Neg => map1!(a, out, |x: F| -x),
+        Ceil => map1!(a, out, |x: F| x.ceil()),
+        Floor => map1!(a, out, |x: F| x.floor()),
+        Round => map1!(a, out, |x: F| x.round_even()),
+        Trunc => map1!(a, out, |x: F| x.trunc()),
+        Frac => map1!(a, out, |x: F| x - x.trunc()),
+        // (0 < x) - (x < 0): NaN and -0.0 give +0.0
+        Sign => map1!(a, out, |x: F| {
+            if x > zero {
+                one
+            } else if x < zero {
+                -one
+            } else {
+                zero
+            }
+        }),
+        Sqrt => map1!(a, out, |x: F| x.sqrt()),
+        Rsqrt => map1!(a, out, |x: F| one / x.sqrt()),
+        Reciprocal => map1!(a, out, |x: F| one / x),
+        Exp => map1!(a, out, |x: F| x.vexp()),
+        Exp2 => map1!(a, out, |x: F| x.exp2()),
+        Expm1 => map1!(a, out, |x: F| x.exp_m1()),
+        Log => map1!(a, out, |x: F| x.ln()),
+        Log2 => map1!(a, out, |x: F| x.log2()),
+        Log10 => map1!(a, out, |x: F| x.log10()),
+        Log1p => map1!(a, out, |x: F| x.ln_1p()),
+        Sin => map1!(a, out, |x: F| x.sin()),
+        Cos => map1!(a, out, |x: F| x.cos()),
+        Tan => map1!(a, out, |x: F| x.tan()),
+        Asin => map1!(a, out, |x: F| x.asin()),
+        Acos => map1!(a, out, |x: F| x.acos()),
+        Atan => map1!(a, out, |x: F| x.atan()),
+        Sinh => map1!(a, out, |x: F| x.sinh()),
+        Cosh => map1!(a, out, |x: F| x.cosh()),
+        Tanh => map1!(a, out, |x: F| x.vtanh()),
+        Asinh => map1!(a, out, |x: F| x.asinh()),
+        Acosh => map1!(a, out, |x: F| x.acosh()),
+        Atanh => map1!(a, out, |x: F| x.atanh()),
+        Erf => map1!(a, out, |x: F| x.verf()),
+        Erfc => map1!(a, out, |x: F| x.verfc()),
+        Sigmoid => map1!(a, out, |x: F| one / (one + (-x).vexp())),
+        // x < 0 ? 0 : x keeps NaN and -0.0
+        Relu => map1!(a, out, |x: F| if x < zero { zero } else { x }),
+        Silu => map1!(a, out, |x: F| x / (one + (-x).vexp())),
+        GeluErf => map1!(a, out, |x: F| {
+            let e = (x * F::c(std::f64::consts::FRAC_1_SQRT_2)).verf();
+            x * half * (one + e)
+        }),
+        GeluTanh => map1!(a, out, |x: F| {
+            let inner = F::c(GELU_BETA) * (x + F::c(GELU_KAPPA) * x * x * x);
+            half * x * (one + inner.vtanh())
+        }),
+        IsNan | IsInf | IsPosInf | IsNegInf | IsFinite | LogicalNot | Signbit | BitwiseNot => {
+            unreachable!()
+        }
+    }
+}
+
+fn run_int<I: Int>(op: UnaryOp, dst: &View, src: &View) -> Result<(), KernelError> {
+    use UnaryOp::*;
+    if op.is_predicate() {
+        return run::<I, Bool8>(op, dst, src, None, false, move |a, out| match op {
+            IsNan | IsInf | IsPosInf | IsNegInf => map1!(a, out, |_x: I| b8(false)),
+            IsFinite => map1!(a, out, |_x: I| b8(true)),
+            LogicalNot => map1!(a, out, |x: I| b8(x == I::ZERO)),
+            Signbit => map1!(a, out, |x: I| b8(x.is_neg())),
+            _ => unreachable!(),
+        });
+    }
+    match op {
+        Abs | Neg | Ceil | Floor | Round | Trunc | Sign | Relu | BitwiseNot => {}
+        _ => return Err(not_implemented(&format!("{}_cpu", op.name()), I::DTYPE)),
+    }
+    run::<I, I>(op, dst, src, None, false, move |a, out| match op {
+        Abs => map1!(a, out, |x: I| x.wabs()),
+        Neg => map1!(a, out, |x: I| x.wneg()),
+        Ceil | Floor | Round | Trunc => map1!(a, out, |x: I| x),
+        Sign => map1!(a, out, |x: I| {
+            if x > I::ZERO {
+                I::ONE
+            } else if x.is_neg() {
+                I::ONE.wneg()
+            } else {
+                I::ZERO
+            }
+        }),
+        Relu => map1!(a, out, |x: I| if x.is_neg() { I::ZERO } else { x }),
+        BitwiseNot => map1!(a, out, |x: I| x.not()),
+        _ => unreachable!(),
+    })
+}
+
+fn run_bool(op: UnaryOp, dst: &View, src: &View) -> Result<(), KernelError> {
+    use UnaryOp::*;
+    match op {
+        IsNan | IsInf | IsPosInf | IsNegInf | Signbit => {
+            run::<Bool8, Bool8>(op, dst, src, None, false, |a, out| {
+                map1!(a, out, |_x| b8(false))
+            })
+        }
+        IsFinite => run::<Bool8, Bool8>(op, dst, src, None, false, |a, out| {
+            map1!(a, out, |_x| b8(true))
+        }),
+        LogicalNot | BitwiseNot => run::<Bool8, Bool8>(op, dst, src, None, false, |a, out| {
+            map1!(a, out, |x| b8(!truth(x)))
+        }),
+        Sign => run::<Bool8, Bool8>(op, dst, src, None, false, |a, out| {
+            map1!(a, out, |x| b8(truth(x)))
+        }),
+        Neg => Err(KernelError(
+            "Negation, the `-` operator, on a bool tensor is not supported. If you are trying \
+             to invert a mask, use the `~` or `logical_not()` operator instead."
+                .into(),
+        )),
+        Relu => Err(KernelError("Boolean inputs not supported for relu".into())),
+        _ => Err(not_implemented(&format!("{}_cpu", op.name()), DType::Bool)),
+    }
+}

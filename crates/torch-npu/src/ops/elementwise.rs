@@ -1,0 +1,280 @@
+//! Elementwise ops: one adapter per op family serves the functional, in-place and out=
+//! overloads (`add.Tensor`, `add_.Tensor`, `add.out`). The adapter promotes dtypes and
+//! broadcasts shapes as PyTorch does, then launches an npu-kernels kernel on views expanded
+//! to the output's shape.
+use npu_kernels::{BinaryOp, DType, Scalar, UnaryOp, View};
+
+use super::promote::{can_cast, result_type, to_float, Operand};
+use super::shape::{broadcast_shapes, expand_to};
+use super::{common_device, launch, Ctx, DeviceKind, Tensor};
+use crate::status::{Error, Result};
+
+/// Which overload of an op family is being called.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Variant {
+    Functional,
+    InPlace,
+    Out,
+}
+
+/// How the result dtype follows from the promoted input dtype.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Kind {
+    /// The promoted dtype (add, mul, abs, ...).
+    Promoted,
+    /// Integral inputs compute in the default float dtype (div, sqrt, exp, ...).
+    Float,
+    /// Comparisons and predicates: bool.
+    Bool,
+}
+
+/// An input: an npu tensor, or a value held on the host (a Scalar argument or a CPU 0-dim
+/// tensor), which is copied into the launch so the caller may free it at once.
+pub enum Input {
+    Device(Tensor),
+    Host(Scalar, Operand),
+}
+
+impl Input {
+    pub fn operand(&self) -> Operand {
+        match self {
+            Input::Device(t) => Operand::of(t),
+            Input::Host(_, o) => *o,
+        }
+    }
+}
+
+/// Argument `i` as an input: npu tensors stay on the device, CPU 0-dim tensors and Scalar
+/// arguments become host values.
+pub fn input(ctx: &Ctx, i: usize) -> Result<Input> {
+    match ctx.opt_tensor(i)? {
+        Some(t) if t.device == DeviceKind::Cpu && t.sizes().is_empty() => {
+            Ok(Input::Host(ctx.scalar(i)?, Operand::of(&t)))
+        }
+        Some(t) => Ok(Input::Device(t)),
+        None => {
+            let s = ctx.scalar(i)?;
+            Ok(Input::Host(s, Operand::scalar(&s)))
+        }
+    }
+}
+
+/// The output to write: a new tensor, `self` (argument 0), or the out= argument (the last).
+pub fn output(
+    ctx: &Ctx,
+    variant: Variant,
+    sizes: &[i64],
+    dtype: DType,
+    device: i32,
+) -> Result<Tensor> {
+    let op = ctx.op.as_str();
+    match variant {
+        Variant::Functional => ctx.new_output(sizes, None, dtype, device),
+        Variant::InPlace => {
+            let out = ctx.tensor(0)?;
+            if out.sizes() != sizes {
+                return Err(Error::runtime(format!(
+                    "{op}: output with shape {:?} doesn't match the broadcast shape {:?}",
+                    out.sizes(),
+                    sizes
+                )));
+            }
+            if !can_cast(dtype, out.dtype()) {
+                return Err(Error::runtime(format!(
+                    "{op}: result type {} can't be cast to the desired output type {}",
+                    dtype.name(),
+                    out.dtype().name()
+                )));
+            }
+            ctx.return_arg(0);
+            Ok(out)
+        }
+        Variant::Out => {
+            let i = ctx.nargs() - 1;
+            let out = ctx.tensor(i)?;
+            common_device(op, &[&out]).and_then(|d| {
+                if d == device {
+                    Ok(())
+                } else {
+                    Err(Error::runtime(format!(
+                        "Expected all tensors to be on the same device, but found at least two \
+                         devices, npu:{device} and npu:{d}! (when checking argument for out in {op})"
+                    )))
+                }
+            })?;
+            if !can_cast(dtype, out.dtype()) {
+                return Err(Error::runtime(format!(
+                    "{op}: result type {} can't be cast to the desired output type {}",
+                    dtype.name(),
+                    out.dtype().name()
+                )));
+            }
+            let out = ctx.resize_arg(i, sizes)?;
+            ctx.return_arg(i);
+            Ok(out)
+        }
+    }
+}
+
+/// A value held on the host, as a 0-stride view of `sizes` (the box must outlive the kernel).
+fn host_view(value: &Box<[u8; 16]>, dtype: DType, sizes: &[i64]) -> View {
+    View { ptr: value.as_ptr() as *mut u8, dtype, sizes: sizes.to_vec(), strides: vec![0; sizes.len()] }
+}
+
+/// Stores `s` as one element of `dtype` in a 16-byte box.
+fn boxed_scalar(s: Scalar, dtype: DType) -> Result<Box<[u8; 16]>> {
+    let bytes = Box::new([0u8; 16]);
+    let view = View { ptr: bytes.as_ptr() as *mut u8, dtype, sizes: vec![], strides: vec![] };
+    npu_kernels::fill(&view, s).map_err(|e| Error::runtime(e.0))?;
+    Ok(bytes)
+}
+
+fn dtype_of_host(o: Operand) -> DType {
+    match o {
+        Operand::Dim(d) | Operand::ZeroDim(d) | Operand::Wrapped(d) => d,
+    }
+}
+
+fn devices(inputs: &[&Input]) -> Vec<Tensor> {
+    inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::Device(t) => Some(t.clone()),
+            Input::Host(..) => None,
+        })
+        .collect()
+}
+
+/// Shapes, dtypes and device of an elementwise call.
+pub struct Plan {
+    pub device: i32,
+    pub sizes: Vec<i64>,
+    pub compute: DType,
+    pub result: DType,
+}
+
+pub fn plan(ctx: &Ctx, inputs: &[&Input], kind: Kind, variant: Variant) -> Result<Plan> {
+    let op = ctx.op.as_str();
+    let tensors = devices(inputs);
+    let refs: Vec<&Tensor> = tensors.iter().collect();
+    let device = common_device(op, &refs)?;
+    let mut sizes: Vec<i64> = vec![];
+    for t in &tensors {
+        sizes = broadcast_shapes(&sizes, t.sizes(), op)?;
+    }
+    let default_float = ctx.default_float();
+    let operands: Vec<Operand> = inputs.iter().map(|i| i.operand()).collect();
+    let promoted = result_type(&operands, default_float);
+    let compute = match kind {
+        Kind::Float => to_float(promoted, default_float),
+        _ => promoted,
+    };
+    let result = if kind == Kind::Bool { DType::Bool } else { compute };
+    if variant == Variant::InPlace {
+        // In-place ops keep self's shape: self must not be the broadcast one.
+        if let Input::Device(s) = inputs[0] {
+            if s.sizes() != sizes.as_slice() {
+                return Err(Error::runtime(format!(
+                    "{op}: output with shape {:?} doesn't match the broadcast shape {:?}",
+                    s.sizes(),
+                    sizes
+                )));
+            }
+        }
+    }
+    Ok(Plan { device, sizes, compute, result })
+}
+
+/// The kernel view of an input over the output's sizes, plus what must live as long as it.
+fn input_view(input: &Input, sizes: &[i64], op: &str) -> Result<(View, Option<Box<[u8; 16]>>)> {
+    match input {
+        Input::Device(t) => Ok((expand_to(&t.view, sizes, op)?, None)),
+        Input::Host(s, o) => {
+            let dtype = dtype_of_host(*o);
+            let b = boxed_scalar(*s, dtype)?;
+            Ok((host_view(&b, dtype, sizes), Some(b)))
+        }
+    }
+}
+
+fn input_dtype(i: &Input) -> DType {
+    match i {
+        Input::Device(t) => t.dtype(),
+        Input::Host(_, o) => dtype_of_host(*o),
+    }
+}
+
+/// Checks PyTorch makes on dtypes before computing anything.
+fn check_operands(name: &str, op: BinaryOp, a: &Input, b: &Input) -> Result<()> {
+    let (da, db) = (input_dtype(a), input_dtype(b));
+    if op == BinaryOp::Sub && (da == DType::Bool || db == DType::Bool) {
+        let msg = if da == DType::Bool && db == DType::Bool {
+            "Subtraction, the `-` operator, with two bool tensors is not supported. Use the `^` or `logical_xor()` operator instead."
+        } else {
+            "Subtraction, the `-` operator, with a bool tensor is not supported. If you are trying to invert a mask, use the `~` or `logical_not()` operator instead."
+        };
+        return Err(Error::not_implemented(format!("{name}: {msg}")));
+    }
+    Ok(())
+}
+
+/// self op other (op.Tensor / op.Scalar / op_ / op.out), with `alpha` at argument 2 if given.
+pub fn binary(ctx: &Ctx, op: BinaryOp, kind: Kind, variant: Variant, alpha_arg: Option<usize>) -> Result<()> {
+    let name = ctx.op.clone();
+    let a = input(ctx, 0)?;
+    let b = input(ctx, 1)?;
+    if matches!(a, Input::Host(..)) && matches!(b, Input::Host(..)) {
+        return Err(Error::runtime(format!("{name}: expected at least one npu tensor")));
+    }
+    let p = plan(ctx, &[&a, &b], kind, variant)?;
+    check_operands(&name, op, &a, &b)?;
+    let alpha = match alpha_arg {
+        Some(i) => ctx.scalar(i)?,
+        None => Scalar::Int(1),
+    };
+    if let (Some(_), Scalar::Float(_)) = (alpha_arg, alpha) {
+        if !matches!(p.compute, DType::F16 | DType::BF16 | DType::F32 | DType::F64 | DType::C64 | DType::C128) {
+            return Err(Error::runtime(format!(
+                "{name}: For integral input tensors, argument alpha must not be a floating point number."
+            )));
+        }
+    }
+    let out = output(ctx, variant, &p.sizes, p.result, p.device)?;
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    let (va, ka) = input_view(&a, &p.sizes, &name)?;
+    let dst = out.view.clone();
+    let compute = p.compute;
+    // A host scalar on the right goes to the kernel as a value, not a view in its dtype: it
+    // keeps its full precision, as PyTorch's CPU kernels keep it.
+    if let Input::Host(s, _) = b {
+        return launch(&name, p.device, move || {
+            let _keep = ka;
+            npu_kernels::binary_scalar(op, &dst, &va, s, alpha, compute).map_err(|e| e.0)
+        });
+    }
+    let (vb, kb) = input_view(&b, &p.sizes, &name)?;
+    launch(&name, p.device, move || {
+        let _keep = (ka, kb);
+        npu_kernels::binary(op, &dst, &va, &vb, alpha, compute).map_err(|e| e.0)
+    })
+}
+
+/// op(self) (op / op_ / op.out).
+pub fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, variant: Variant) -> Result<()> {
+    let name = ctx.op.clone();
+    let a = input(ctx, 0)?;
+    let p = plan(ctx, &[&a], kind, variant)?;
+    let out = output(ctx, variant, &p.sizes, p.result, p.device)?;
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    let (va, ka) = input_view(&a, &p.sizes, &name)?;
+    let dst = out.view.clone();
+    let compute = p.compute;
+    launch(&name, p.device, move || {
+        let _keep = ka;
+        npu_kernels::unary(op, &dst, &va, compute).map_err(|e| e.0)
+    })
+}

@@ -1,0 +1,184 @@
+"""Native elementwise ops, reductions, masked_select and cat against PyTorch CPU: dtypes,
+type promotion, broadcasting, non-contiguous, zero-size and 0-dim inputs, in-place and out=."""
+import re
+
+import pytest
+import torch
+
+import torch_npu
+
+
+def without_device(text):
+    """A tensor's repr without its device suffix, whitespace normalised (the suffix wraps)."""
+    return re.sub(r"\s+", " ", re.sub(r",\s*device='npu:0'", "", text))
+
+DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.uint8,
+          torch.int16, torch.int32, torch.int64, torch.bool]
+FLOATS = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
+
+
+def make(shape, dtype, seed=0, positive=False):
+    g = torch.Generator().manual_seed(seed)
+    if dtype == torch.bool:
+        return torch.rand(shape, generator=g) > 0.5
+    if dtype.is_floating_point:
+        x = torch.randn(shape, generator=g) * 4
+        return (x.abs() + 0.1 if positive else x).to(dtype)
+    lo = 1 if positive else (0 if dtype == torch.uint8 else -20)
+    return torch.randint(lo, 20, shape, generator=g, dtype=dtype)
+
+
+def check(npu_result, cpu_result):
+    assert npu_result.device.type == "npu"
+    assert npu_result.dtype == cpu_result.dtype
+    torch.testing.assert_close(npu_result.cpu(), cpu_result, equal_nan=True)
+
+
+@pytest.fixture(autouse=True)
+def no_fallback(monkeypatch):
+    """These ops must run natively: the fallback would hide a missing kernel."""
+    monkeypatch.setenv("TORCH_NPU_FALLBACK_CPU_DISABLE", "1")
+
+
+SHAPES = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((2, 3, 4), (4,)), ((), (3,)), ((0, 3), (1, 3)), ((), ())]
+
+
+@pytest.mark.parametrize("op", [torch.add, torch.sub, torch.mul, torch.div])
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shapes", SHAPES)
+def test_arithmetic(op, dtype, shapes):
+    a, b = make(shapes[0], dtype, 1), make(shapes[1], dtype, 2, positive=(op is torch.div))
+    try:
+        expected = op(a, b)
+    except RuntimeError as e:  # e.g. subtracting bools: the NPU must refuse it the same way
+        with pytest.raises(RuntimeError, match=str(e).split(",")[0][:30]):
+            op(a.npu(), b.npu())
+        return
+    check(op(a.npu(), b.npu()), expected)
+
+
+@pytest.mark.parametrize("op", [torch.eq, torch.ne, torch.lt, torch.le, torch.gt, torch.ge])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_comparisons(op, dtype):
+    a, b = make((4, 5), dtype, 3), make((5,), dtype, 4)
+    check(op(a.npu(), b.npu()), op(a, b))
+    check(op(a.npu(), 1), op(a, 1))
+
+
+@pytest.mark.parametrize("other", [2, 2.5, True, torch.tensor(3), torch.tensor(1.5, dtype=torch.float64)])
+@pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.bool])
+def test_type_promotion_with_scalars(dtype, other):
+    a = make((3, 4), dtype, 5)
+    for op in (torch.add, torch.mul, torch.div):
+        if dtype == torch.bool and op is torch.add and isinstance(other, bool):
+            continue
+        expected = op(a, other)
+        got = op(a.npu(), other)
+        check(got, expected)
+
+
+def test_mixed_dtype_tensors():
+    a = make((3, 4), torch.int64, 1)
+    b = make((3, 4), torch.float16, 2)
+    check(a.npu() + b.npu(), a + b)
+    check(make((4,), torch.uint8).npu() * make((4,), torch.int8).npu(), make((4,), torch.uint8) * make((4,), torch.int8))
+    check(a.npu() + torch.tensor(2.5), a + torch.tensor(2.5))  # 0-dim CPU tensor beside npu
+
+
+def test_alpha_in_place_and_out():
+    a, b = make((3, 4), torch.float32, 1), make((4,), torch.float32, 2)
+    check(torch.add(a.npu(), b.npu(), alpha=2.5), torch.add(a, b, alpha=2.5))
+    check(torch.sub(a.npu(), 3, alpha=2), torch.sub(a, 3, alpha=2))
+    n = a.npu()
+    n.mul_(b.npu())
+    check(n, a * b)
+    n.add_(1)
+    check(n, a * b + 1)
+    out = torch.empty(0, device="npu")
+    torch.mul(a.npu(), b.npu(), out=out)
+    check(out, a * b)
+    nc = a.npu().t()
+    check(nc + nc, a.t() + a.t())
+    with pytest.raises(RuntimeError, match="can't be cast"):
+        torch.ones(3, dtype=torch.int64, device="npu").add_(1.5)
+    with pytest.raises(RuntimeError, match="doesn't match the broadcast shape"):
+        torch.ones(3, device="npu").add_(torch.ones(2, 3, device="npu"))
+    with pytest.raises(RuntimeError, match="alpha"):
+        torch.add(torch.ones(3, dtype=torch.int64, device="npu"), 1, alpha=0.5)
+
+
+def test_bitwise():
+    for dtype in (torch.bool, torch.int32, torch.uint8):
+        a, b = make((4, 4), dtype, 1), make((4, 4), dtype, 2)
+        check(a.npu() & b.npu(), a & b)
+        check(a.npu() | b.npu(), a | b)
+        check(a.npu() ^ b.npu(), a ^ b)
+
+
+@pytest.mark.parametrize("name", ["abs", "neg", "ceil", "floor", "trunc", "sqrt", "rsqrt", "exp", "log",
+                                  "sin", "cos", "tanh", "sigmoid", "reciprocal"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int32, torch.int64])
+def test_unary(name, dtype):
+    positive = name in ("sqrt", "rsqrt", "log", "reciprocal")
+    a = make((5, 6), dtype, 7, positive=positive)
+    fn = getattr(torch, name)
+    try:
+        expected = fn(a)
+    except RuntimeError:
+        with pytest.raises(RuntimeError):
+            fn(a.npu())
+        return
+    check(fn(a.npu()), expected)
+    check(fn(a.npu()[:, ::2]), fn(a[:, ::2]))
+    if expected.dtype == a.dtype:
+        n = a.npu()
+        getattr(n, name + "_")()
+        check(n, expected)
+
+
+def test_predicates():
+    a = torch.tensor([1.0, float("nan"), float("inf"), -float("inf"), 0.0])
+    for name in ("isnan", "isinf", "isfinite", "logical_not"):
+        check(getattr(torch, name)(a.npu()), getattr(torch, name)(a))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sum_mean_max_min(dtype):
+    a = make((6, 7, 5), dtype, 9)
+    check(a.npu().sum(), a.sum())
+    check(a.npu().sum(1), a.sum(1))
+    check(a.npu().sum((0, 2), keepdim=True), a.sum((0, 2), keepdim=True))
+    check(a.npu().max(), a.max())
+    check(a.npu().min(), a.min())
+    if dtype.is_floating_point:
+        check(a.npu().mean(-1), a.mean(-1))
+        check(a.npu().sum(0, dtype=torch.float64), a.sum(0, dtype=torch.float64))
+    assert torch.zeros(0, 3, device="npu").sum().item() == 0
+    with pytest.raises(RuntimeError, match="numel"):
+        torch.zeros(0, device="npu").max()
+
+
+def test_large_sum_is_accurate():
+    a = torch.full((1 << 22,), 0.1)
+    assert abs(a.npu().sum().item() - a.double().sum().item()) / a.double().sum().item() < 1e-5
+
+
+def test_masked_select_and_cat():
+    a = make((4, 5), torch.float32, 1)
+    m = a > 0
+    check(torch.masked_select(a.npu(), m.npu()), torch.masked_select(a, m))
+    check(torch.masked_select(a.npu(), m.npu()[0]), torch.masked_select(a, m[0]))
+    b = make((2, 5), torch.float16, 2)
+    check(torch.cat([a.npu(), b.npu()]), torch.cat([a, b]))
+    check(torch.cat([a.npu().t(), a.npu().t()], dim=1), torch.cat([a.t(), a.t()], dim=1))
+    check(torch.cat([torch.empty(0).npu(), a.npu()]), torch.cat([torch.empty(0), a]))
+    check(torch.stack([a.npu(), a.npu()], 1), torch.stack([a, a], 1))
+    with pytest.raises(RuntimeError, match="Sizes of tensors must match"):
+        torch.cat([a.npu(), make((2, 3), torch.float32).npu()])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.bool, torch.uint8])
+def test_print_runs_natively(dtype):
+    for shape in ((4, 5), (60, 70), ()):
+        c = make(shape, dtype, 3)
+        assert without_device(str(c.npu())) == without_device(str(c))
