@@ -182,3 +182,18 @@ def test_print_runs_natively(dtype):
     for shape in ((4, 5), (60, 70), ()):
         c = make(shape, dtype, 3)
         assert without_device(str(c.npu())) == without_device(str(c))
+
+
+def test_overlapping_writes_are_refused_like_cpu():
+    for device in ("cpu", "npu"):
+        a = torch.arange(6.0).to(device)
+        with pytest.raises(RuntimeError, match="single memory location"):
+            a[1:].add_(a[:-1])
+        b = torch.zeros(1, device=device).expand(3)
+        with pytest.raises(RuntimeError, match="single memory location"):
+            b.add_(1)
+        c = torch.arange(4.0).to(device)
+        torch.mul(c, 2, out=c)  # exactly in place is allowed
+        assert c.cpu().tolist() == [0.0, 2.0, 4.0, 6.0]
+        c.add_(c)
+        assert c.cpu().tolist() == [0.0, 4.0, 8.0, 12.0]

@@ -185,6 +185,42 @@ pub fn plan(ctx: &Ctx, inputs: &[&Input], kind: Kind, variant: Variant) -> Resul
     Ok(Plan { device, sizes, compute, result })
 }
 
+/// Byte range [start, end) a view can touch (empty views touch nothing).
+fn byte_range(v: &View) -> (usize, usize) {
+    if v.sizes.iter().any(|&n| n == 0) {
+        return (v.ptr as usize, v.ptr as usize);
+    }
+    let span: i64 = v.sizes.iter().zip(&v.strides).map(|(&n, &s)| (n - 1) * s).sum();
+    let start = v.ptr as usize;
+    (start, start + (span as usize + 1) * v.dtype.size())
+}
+
+/// PyTorch refuses writes through an output whose elements alias each other, and inputs that
+/// partly overlap the output (exactly the same view, as in `x.add_(y)` with x itself, is fine).
+fn check_overlap(name: &str, out: &Tensor, inputs: &[&Input]) -> Result<()> {
+    let internal = out.view.sizes.iter().zip(&out.view.strides).any(|(&n, &s)| n > 1 && s == 0);
+    if internal {
+        return Err(Error::runtime(format!(
+            "{name}: unsupported operation: more than one element of the written-to tensor refers to a single memory location. Please clone() the tensor before performing the operation."
+        )));
+    }
+    let (o0, o1) = byte_range(&out.view);
+    for input in inputs {
+        let Input::Device(t) = input else { continue };
+        if t.storage != out.storage {
+            continue;
+        }
+        let same = t.view.ptr == out.view.ptr && t.view.strides == out.view.strides && t.view.sizes == out.view.sizes;
+        let (i0, i1) = byte_range(&t.view);
+        if !same && i0 < o1 && o0 < i1 {
+            return Err(Error::runtime(format!(
+                "{name}: unsupported operation: some elements of the input tensor and the written-to tensor refer to a single memory location. Please clone() the tensor before performing the operation."
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The kernel view of an input over the output's sizes, plus what must live as long as it.
 fn input_view(input: &Input, sizes: &[i64], op: &str) -> Result<(View, Option<Box<[u8; 16]>>)> {
     match input {
@@ -243,6 +279,9 @@ pub fn binary(ctx: &Ctx, op: BinaryOp, kind: Kind, variant: Variant, alpha_arg: 
     if out.numel() == 0 {
         return Ok(());
     }
+    if variant != Variant::Functional {
+        check_overlap(&name, &out, &[&a, &b])?;
+    }
     let (va, ka) = input_view(&a, &p.sizes, &name)?;
     let dst = out.view.clone();
     let compute = p.compute;
@@ -269,6 +308,9 @@ pub fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, variant: Variant) -> Result<()>
     let out = output(ctx, variant, &p.sizes, p.result, p.device)?;
     if out.numel() == 0 {
         return Ok(());
+    }
+    if variant != Variant::Functional {
+        check_overlap(&name, &out, &[&a])?;
     }
     let (va, ka) = input_view(&a, &p.sizes, &name)?;
     let dst = out.view.clone();
