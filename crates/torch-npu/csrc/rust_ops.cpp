@@ -214,12 +214,17 @@ int tnpu_cx_arg_tensor_list_len(void* ctx, int i) {
 }
 
 int tnpu_cx_arg_tensor_list_item(void* ctx, int i, int item, TnpuTensor* out) {
-  auto& v = ctx_of(ctx).arg(i);
-  if (!v.isTensorList()) return 0;
-  const at::Tensor t = v.toTensorList().get(static_cast<size_t>(item));
-  if (!t.defined()) return 0;
-  torch_npu::describe(t, out);
-  return 1;
+  int found = 0;
+  int status = guarded(ctx, [&] {
+    auto& v = ctx_of(ctx).arg(i);
+    if (!v.isTensorList()) return 0;
+    const at::Tensor t = v.toTensorList().get(static_cast<size_t>(item));
+    if (!t.defined()) return 0;
+    torch_npu::describe(t, out);
+    found = 1;
+    return 0;
+  });
+  return status == TNPU_OK ? found : 0;
 }
 
 int tnpu_cx_arg_generator(void* ctx, int i, int32_t device, uint64_t increment, uint64_t* seed,
