@@ -113,3 +113,11 @@ def test_tensor_module_and_storage_methods():
     s = n.untyped_storage()
     assert s.is_npu and s.device.type == "npu"
     assert torch.UntypedStorage(8).npu().is_npu
+
+
+def test_device_capability_from_environment(monkeypatch):
+    monkeypatch.setenv("TORCH_NPU_DEVICE_CAPABILITY", "8.0")
+    assert torch.npu.get_device_capability(0) == (8, 0)
+    monkeypatch.setenv("TORCH_NPU_DEVICE_CAPABILITY", "eight")
+    with pytest.warns(UserWarning, match="TORCH_NPU_DEVICE_CAPABILITY"):
+        assert torch.npu.get_device_capability() is None

@@ -1,5 +1,8 @@
 """torch.npu: device management for the NPU, laid out like torch.cuda."""
+import os
+import re
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -155,9 +158,20 @@ def get_device_name(device: Any = None) -> str:
 
 
 def get_device_capability(device: Any = None) -> Optional[tuple]:
-    """None, as in torch_npu: CANN has no notion of compute capability."""
+    """(major, minor) from TORCH_NPU_DEVICE_CAPABILITY ("8.0"), else None — as torch_npu:
+    an NPU has no compute capability; the variable exists for scripts that ask anyway."""
     _checked_index(device)
-    return None
+    value = os.environ.get("TORCH_NPU_DEVICE_CAPABILITY")
+    if not value:
+        return None
+    match = re.fullmatch(r"(\d+)\.(\d+)", value)
+    if match is None:
+        warnings.warn(
+            f"torch.npu.get_device_capability can't parse TORCH_NPU_DEVICE_CAPABILITY={value!r}; "
+            "expected 'major.minor' with non-negative integers, e.g. '8.0'"
+        )
+        return None
+    return int(match.group(1)), int(match.group(2))
 
 
 def can_device_access_peer(device: Any, peer_device: Any) -> bool:
