@@ -121,3 +121,16 @@ def test_device_capability_from_environment(monkeypatch):
     monkeypatch.setenv("TORCH_NPU_DEVICE_CAPABILITY", "eight")
     with pytest.warns(UserWarning, match="TORCH_NPU_DEVICE_CAPABILITY"):
         assert torch.npu.get_device_capability() is None
+
+
+def test_torch_version_mismatch_is_a_clear_import_error():
+    r = run_python("""
+        import torch
+        torch.__version__ = "2.99.0"
+        try:
+            import torch_npu
+        except ImportError as e:
+            print("ImportError", "rebuild" in str(e), "2.99.0" in str(e))
+    """, env={"TORCH_DEVICE_BACKEND_AUTOLOAD": "0"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == ["ImportError", "True", "True"]
