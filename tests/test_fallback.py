@@ -108,13 +108,28 @@ def test_mixed_devices_are_errors():
     assert (a * 3).cpu().eq(3).all()
 
 
-def test_conj_and_neg_views_do_not_crash():
-    c = torch.randn(4, dtype=torch.complex64)
+def test_conj_and_neg_views_resolve_on_copy():
+    c = torch.randn(4, 3, dtype=torch.complex64)
     n = c.npu()
-    try:
-        r = n.conj().resolve_conj()
-        assert torch.equal(r.cpu(), c.conj())
-    except NotImplementedError as e:
-        assert "conjugate" in str(e)
-    # The process is intact either way.
-    assert torch.equal(n.cpu(), c)
+    assert torch.equal(n.conj().resolve_conj().cpu(), c.conj().resolve_conj())
+    assert torch.equal(n.conj().cpu(), c.conj())
+    assert torch.equal(n.conj().clone().cpu(), c.conj())
+    assert torch.equal(torch._neg_view(n).cpu(), -c)
+    assert torch.equal(torch._neg_view(n.conj()).resolve_neg().resolve_conj().cpu(), -c.conj())
+    r = torch.randn(5)
+    assert torch.equal(torch._neg_view(r.npu()).cpu(), -r)
+    back = torch.empty(4, 3, dtype=torch.complex64, device="npu").conj()
+    back.copy_(c)  # destination carries the bit
+    assert torch.equal(back.cpu(), c)
+    # Ops that fall back on conjugate views (the Conjugate fallback clones, then copies).
+    assert torch.allclose((n.conj() * 2).cpu(), c.conj() * 2)
+
+
+def test_native_ops_hand_complex_inputs_to_the_fallback():
+    torch.npu.sim.reset_fallback_counts()
+    c = torch.randn(3, 4, dtype=torch.complex64)
+    n = c.npu()
+    torch.testing.assert_close((n * n + 1).cpu(), c * c + 1)
+    torch.testing.assert_close(n.sum(0).cpu(), c.sum(0))
+    counts = torch.npu.sim.fallback_counts()
+    assert counts.get("aten::mul.Tensor", 0) >= 1 and counts.get("aten::sum.dim_IntList", 0) >= 1

@@ -4,6 +4,13 @@
 #include <c10/util/Exception.h>
 
 #include <string>
+#include <vector>
+
+#include <ATen/core/ivalue.h>
+
+namespace c10 {
+class OperatorHandle;
+}
 
 #include "shim.h"
 
@@ -13,6 +20,9 @@ constexpr c10::DeviceType kNpu = c10::DeviceType::PrivateUse1;
 
 // Turns a failed runtime status into the matching c10 exception (and so Python exception).
 [[noreturn]] void throw_status(int status, const std::string& context);
+
+// Runs `op` on PyTorch's CPU kernels over the device memory (csrc/fallback.cpp).
+void cpu_fallback(const c10::OperatorHandle& op, std::vector<c10::IValue>* stack);
 
 inline void check(int status, const char* context = "") {
   if (status != TNPU_OK) throw_status(status, context);

@@ -192,11 +192,11 @@ class Fallback {
   std::unordered_map<c10::StorageImpl*, std::pair<c10::Storage, c10::Storage>> cpu_storages_;
 };
 
+}  // namespace
+
 void cpu_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   Fallback(op, stack).run();
 }
-
-}  // namespace
 
 TORCH_LIBRARY_IMPL(_, PrivateUse1, m) {
   m.fallback(torch::CppFunction::makeFromBoxedFunction<&cpu_fallback>());

@@ -82,6 +82,10 @@ struct RustKernel final : public c10::OperatorKernel {
     ctx.nargs = op.schema().arguments().size();
     ctx.begin = stack->size() - ctx.nargs;
     int status = tnpu_op_run(index_, &ctx);
+    if (status == TNPU_USE_FALLBACK && ctx.error_status == TNPU_OK && ctx.results.empty()) {
+      cpu_fallback(op, stack);
+      return;
+    }
     if (ctx.error_status != TNPU_OK) {
       // An accessor failed (e.g. out of memory allocating an output): report its error.
       throw_status_msg(ctx.error_status, ctx.error);

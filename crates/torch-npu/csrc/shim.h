@@ -17,7 +17,8 @@ typedef enum {
   TNPU_ERR_INDEX = 3,          // IndexError
   TNPU_ERR_VALUE = 4,          // ValueError
   TNPU_ERR_TYPE = 5,           // TypeError
-  TNPU_ERR_NOT_IMPLEMENTED = 6 // NotImplementedError
+  TNPU_ERR_NOT_IMPLEMENTED = 6, // NotImplementedError
+  TNPU_USE_FALLBACK = 7        // an op adapter declines these arguments: run the CPU fallback
 } TnpuStatus;
 
 typedef struct {

@@ -11,6 +11,9 @@ pub const ERR_INDEX: i32 = 3;
 pub const ERR_VALUE: i32 = 4;
 pub const ERR_TYPE: i32 = 5;
 pub const ERR_NOT_IMPLEMENTED: i32 = 6;
+/// Not an error: the adapter declines these arguments (e.g. a dtype its kernels lack) and
+/// the op runs on the CPU fallback instead. Only valid before any output exists.
+pub const USE_FALLBACK: i32 = 7;
 
 /// An error with the Python exception class it should become.
 #[derive(Debug, Clone)]
@@ -31,6 +34,9 @@ impl Error {
     }
     pub fn not_implemented(msg: impl Into<String>) -> Self {
         Error { status: ERR_NOT_IMPLEMENTED, msg: msg.into() }
+    }
+    pub fn use_fallback(why: impl Into<String>) -> Self {
+        Error { status: USE_FALLBACK, msg: why.into() }
     }
     pub fn index(msg: impl Into<String>) -> Self {
         Error { status: ERR_INDEX, msg: msg.into() }

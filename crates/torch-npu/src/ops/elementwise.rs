@@ -158,6 +158,10 @@ pub fn plan(ctx: &Ctx, inputs: &[&Input], kind: Kind, variant: Variant) -> Resul
     let tensors = devices(inputs);
     let refs: Vec<&Tensor> = tensors.iter().collect();
     let device = common_device(op, &refs)?;
+    if inputs.iter().any(|i| input_dtype(i).is_complex()) {
+        // The elementwise kernels are real-only for now: complex runs on the CPU fallback.
+        return Err(Error::use_fallback("complex inputs"));
+    }
     let mut sizes: Vec<i64> = vec![];
     for t in &tensors {
         sizes = broadcast_shapes(&sizes, t.sizes(), op)?;

@@ -15,6 +15,9 @@ pub fn masked_select(ctx: &Ctx) -> Result<()> {
     let src = ctx.tensor(0)?;
     let mask = ctx.tensor(1)?;
     let device = common_device(&op, &[&src, &mask])?;
+    if src.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
     if mask.dtype() != DType::Bool {
         return Err(Error::runtime(format!(
             "masked_select: expected BoolTensor for mask, got {}",

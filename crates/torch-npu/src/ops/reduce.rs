@@ -92,6 +92,9 @@ fn sum_like(ctx: &Ctx, op: ReduceOp, with_dims: bool, variant: Variant) -> Resul
     let name = ctx.op.clone();
     let src = ctx.tensor(0)?;
     let device = common_device(&name, &[&src])?;
+    if src.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
     let (dims, keepdim, dtype_arg) = if with_dims {
         let dims = if ctx.is_none(1) { vec![] } else { ctx.int_list(1)? };
         (dims, ctx.bool(2), ctx.opt_int(3))
@@ -148,6 +151,9 @@ pub fn mean_out(ctx: &Ctx) -> Result<()> {
 fn extreme(ctx: &Ctx, op: ReduceOp, word: &str) -> Result<()> {
     let src = ctx.tensor(0)?;
     let device = common_device(&ctx.op, &[&src])?;
+    if src.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
     if src.numel() == 0 {
         return Err(Error::runtime(format!(
             "{word}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument."
