@@ -1,12 +1,13 @@
 //! Binary elementwise kernels (`dst[i] = op(a[i], b[i])`), `where` and `clamp` with scalar
 //! bounds, with PyTorch's CPU semantics.
 
+use crate::convert::dispatch_real;
 use crate::convert::{Bool8, Element};
 use crate::cpu::with_avx2;
 use crate::dtype::DType;
 use crate::elementwise::{
-    any_zero, dispatch_real, drive, loader, map1, map2, not_implemented, reject_complex, storer,
-    truth_loader, Arg, Input,
+    any_zero, drive, loader, map1, map2, not_implemented, reject_complex, storer, truth_loader,
+    Arg, Input,
 };
 use crate::math::{b8, truth, Float, Int};
 use crate::scalar::Scalar;

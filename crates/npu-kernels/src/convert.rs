@@ -292,9 +292,10 @@ macro_rules! complex_element {
 complex_element!(f32, C64);
 complex_element!(f64, C128);
 
-/// `match`es a [`DType`] and runs `$body` with `$T` bound to its element type.
-macro_rules! dispatch {
-    ($dt:expr, $T:ident => $body:expr) => {
+/// `match`es a non-complex [`DType`], binding `$T` to its element type; `$complex` handles
+/// complex dtypes (which the callers reject before dispatching).
+macro_rules! dispatch_real {
+    ($dt:expr, $T:ident => $body:expr, complex => $complex:expr) => {
         match $dt {
             $crate::DType::U8 => {
                 type $T = u8;
@@ -328,14 +329,6 @@ macro_rules! dispatch {
                 type $T = f64;
                 $body
             }
-            $crate::DType::C64 => {
-                type $T = $crate::convert::Complex<f32>;
-                $body
-            }
-            $crate::DType::C128 => {
-                type $T = $crate::convert::Complex<f64>;
-                $body
-            }
             $crate::DType::Bool => {
                 type $T = $crate::convert::Bool8;
                 $body
@@ -344,7 +337,24 @@ macro_rules! dispatch {
                 type $T = half::bf16;
                 $body
             }
+            $crate::DType::C64 | $crate::DType::C128 => $complex,
         }
+    };
+}
+
+/// `match`es a [`DType`] and runs `$body` with `$T` bound to its element type.
+macro_rules! dispatch {
+    ($dt:expr, $T:ident => $body:expr) => {
+        $crate::convert::dispatch_real!($dt, $T => $body, complex => match $dt {
+            $crate::DType::C64 => {
+                type $T = $crate::convert::Complex<f32>;
+                $body
+            }
+            _ => {
+                type $T = $crate::convert::Complex<f64>;
+                $body
+            }
+        })
     };
 }
 
@@ -375,6 +385,7 @@ macro_rules! dispatch_float {
 
 pub(crate) use dispatch;
 pub(crate) use dispatch_float;
+pub(crate) use dispatch_real;
 
 #[cfg(test)]
 mod tests {

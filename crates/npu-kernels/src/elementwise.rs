@@ -15,6 +15,7 @@
 //! that overlaps the output (in-place ops such as `add_`) is always staged, so no `&[M]` ever
 //! aliases the `&mut [R]` being written.
 
+use crate::convert::dispatch_real;
 use crate::convert::{Bool8, Element};
 use crate::dtype::DType;
 use crate::simd;
@@ -28,57 +29,6 @@ use std::sync::Mutex;
 pub(crate) const CHUNK: usize = 1024;
 /// Split elementwise work across threads above ~64K elements.
 pub(crate) const GRAIN: usize = 32 * 1024;
-
-/// `match`es a non-complex [`DType`], binding `$T` to its element type; `$complex` handles
-/// complex dtypes (which the callers reject before dispatching).
-macro_rules! dispatch_real {
-    ($dt:expr, $T:ident => $body:expr, complex => $complex:expr) => {
-        match $dt {
-            $crate::DType::U8 => {
-                type $T = u8;
-                $body
-            }
-            $crate::DType::I8 => {
-                type $T = i8;
-                $body
-            }
-            $crate::DType::I16 => {
-                type $T = i16;
-                $body
-            }
-            $crate::DType::I32 => {
-                type $T = i32;
-                $body
-            }
-            $crate::DType::I64 => {
-                type $T = i64;
-                $body
-            }
-            $crate::DType::F16 => {
-                type $T = half::f16;
-                $body
-            }
-            $crate::DType::F32 => {
-                type $T = f32;
-                $body
-            }
-            $crate::DType::F64 => {
-                type $T = f64;
-                $body
-            }
-            $crate::DType::Bool => {
-                type $T = $crate::convert::Bool8;
-                $body
-            }
-            $crate::DType::BF16 => {
-                type $T = half::bf16;
-                $body
-            }
-            $crate::DType::C64 | $crate::DType::C128 => $complex,
-        }
-    };
-}
-pub(crate) use dispatch_real;
 
 /// Errors unless no view is complex (complex kernels do not exist yet).
 pub(crate) fn reject_complex(name: &str, dtypes: &[DType]) -> Result<(), KernelError> {

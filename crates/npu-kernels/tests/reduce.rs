@@ -10,19 +10,6 @@ use npu_kernels::{
 };
 use proptest::prelude::*;
 
-const REAL: [DType; 10] = [
-    DType::U8,
-    DType::I8,
-    DType::I16,
-    DType::I32,
-    DType::I64,
-    DType::F16,
-    DType::F32,
-    DType::F64,
-    DType::Bool,
-    DType::BF16,
-];
-
 fn conv(dt: DType, v: V) -> V {
     read(dt, &write(dt, v))
 }

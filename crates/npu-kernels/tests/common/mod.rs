@@ -6,6 +6,21 @@ use half::{bf16, f16};
 use npu_kernels::{DType, View};
 use proptest::prelude::*;
 
+/// Every dtype the real-valued kernels take.
+#[allow(dead_code)] // not every test binary uses it
+pub const REAL: [DType; 10] = [
+    DType::U8,
+    DType::I8,
+    DType::I16,
+    DType::I32,
+    DType::I64,
+    DType::F16,
+    DType::F32,
+    DType::F64,
+    DType::Bool,
+    DType::BF16,
+];
+
 /// 8-byte aligned storage, so that any dtype's elements are aligned.
 pub struct Buf {
     words: Vec<u64>,
