@@ -306,6 +306,8 @@ pub fn write(dt: DType, v: V) -> Vec<u8> {
             _ => re.to_le_bytes().to_vec(),
         },
         DType::F16 => f16::from_f32(as_f32).to_le_bytes().to_vec(),
+        // c10::BFloat16 turns every NaN into the positive quiet NaN 0x7FC0
+        DType::BF16 if as_f32.is_nan() => 0x7FC0u16.to_le_bytes().to_vec(),
         DType::BF16 => bf16::from_f32(as_f32).to_le_bytes().to_vec(),
         DType::C64 => [as_f32.to_le_bytes(), (im as f32).to_le_bytes()].concat(),
         DType::C128 => {
