@@ -1,7 +1,6 @@
 """Native core ops: allocation, copies, views, fill, item, printing — against PyTorch CPU."""
 import itertools
 
-import re
 
 import pytest
 import torch
@@ -9,12 +8,7 @@ import torch
 import torch_npu
 
 
-def without_device(text):
-    """A tensor's repr without its device suffix, whitespace normalised (the suffix wraps)."""
-    return re.sub(r"\s+", " ", re.sub(r",\s*device='npu:0'", "", text))
-
-DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.uint8,
-          torch.int16, torch.int32, torch.int64, torch.bool]
+from helpers import DTYPES, without_device
 
 
 def sample(dtype, shape=(3, 4)):

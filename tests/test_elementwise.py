@@ -1,43 +1,12 @@
 """Native elementwise ops, reductions, masked_select and cat against PyTorch CPU: dtypes,
 type promotion, broadcasting, non-contiguous, zero-size and 0-dim inputs, in-place and out=."""
-import re
-
 import pytest
 import torch
 
-import torch_npu
+import torch_npu  # noqa: F401
+from helpers import DTYPES, FLOATS, check, make, no_fallback, without_device  # noqa: F401
 
-
-def without_device(text):
-    """A tensor's repr without its device suffix, whitespace normalised (the suffix wraps)."""
-    return re.sub(r"\s+", " ", re.sub(r",\s*device='npu:0'", "", text))
-
-DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.uint8,
-          torch.int16, torch.int32, torch.int64, torch.bool]
-FLOATS = [torch.float32, torch.float16, torch.bfloat16, torch.float64]
-
-
-def make(shape, dtype, seed=0, positive=False):
-    g = torch.Generator().manual_seed(seed)
-    if dtype == torch.bool:
-        return torch.rand(shape, generator=g) > 0.5
-    if dtype.is_floating_point:
-        x = torch.randn(shape, generator=g) * 4
-        return (x.abs() + 0.1 if positive else x).to(dtype)
-    lo = 1 if positive else (0 if dtype == torch.uint8 else -20)
-    return torch.randint(lo, 20, shape, generator=g, dtype=dtype)
-
-
-def check(npu_result, cpu_result):
-    assert npu_result.device.type == "npu"
-    assert npu_result.dtype == cpu_result.dtype
-    torch.testing.assert_close(npu_result.cpu(), cpu_result, equal_nan=True)
-
-
-@pytest.fixture(autouse=True)
-def no_fallback(monkeypatch):
-    """These ops must run natively: the fallback would hide a missing kernel."""
-    monkeypatch.setenv("TORCH_NPU_FALLBACK_CPU_DISABLE", "1")
+pytestmark = pytest.mark.usefixtures("no_fallback")
 
 
 SHAPES = [((3, 4), (3, 4)), ((3, 1), (1, 4)), ((2, 3, 4), (4,)), ((), (3,)), ((0, 3), (1, 3)), ((), ())]
@@ -197,3 +166,26 @@ def test_overlapping_writes_are_refused_like_cpu():
         assert c.cpu().tolist() == [0.0, 2.0, 4.0, 6.0]
         c.add_(c)
         assert c.cpu().tolist() == [0.0, 4.0, 8.0, 12.0]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int64, torch.uint8])
+def test_pow(dtype):
+    base = make((4, 5), dtype, 1, positive=True)
+    exps = [2, 3, 0, 1] + ([0.5, -0.5, -1, -2, 2.5] if dtype.is_floating_point else [])
+    for e in exps:
+        check(torch.pow(base.npu(), e), torch.pow(base, e))
+    ex = make((5,), dtype, 2, positive=True) % 4 if not dtype.is_floating_point else make((5,), dtype, 2)
+    check(torch.pow(base.npu(), ex.npu()), torch.pow(base, ex))     # tensor ** broadcast tensor
+    check(torch.pow(2, ex.npu()), torch.pow(2, ex))                 # scalar base
+    x = base.npu()
+    x.pow_(2)
+    check(x, base.pow(2))
+    out = torch.empty(0, dtype=dtype, device="npu")
+    torch.pow(base.npu(), 3, out=out)
+    check(out, torch.pow(base, 3))
+
+
+def test_pow_negative_integer_exponent_fails_at_the_call():
+    with pytest.raises(RuntimeError, match="Integers to negative integer powers are not allowed"):
+        torch.pow(torch.ones(3, dtype=torch.int64, device="npu"), -1)
+    torch.npu.synchronize()  # nothing left pending

@@ -12,11 +12,13 @@ mod argreduce;
 mod binary;
 mod convert;
 mod copy;
+mod dense;
 mod cpu;
 mod dtype;
 mod elementwise;
 mod fill;
 mod math;
+mod matmul;
 mod philox;
 mod random;
 mod reduce;
@@ -32,6 +34,7 @@ pub use convert::{f32_to_bf16, Bool8, Complex, Element};
 pub use copy::copy;
 pub use dtype::DType;
 pub use fill::fill;
+pub use matmul::matmul;
 pub use philox::{philox4x32_10, PhiloxStream};
 pub use random::{
     bernoulli_scalar, bernoulli_tensor, cauchy, exponential, geometric, log_normal, normal,

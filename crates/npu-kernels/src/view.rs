@@ -322,6 +322,11 @@ pub fn with_sequential<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
+/// Whether this thread is inside [`with_sequential`].
+pub(crate) fn sequential() -> bool {
+    SEQUENTIAL.with(|s| s.get())
+}
+
 /// Splits `0..n` into contiguous chunks of at least `grain` indices and runs `f` on each,
 /// in parallel on rayon's global pool when there is enough work for two chunks.
 pub(crate) fn par_ranges(n: usize, grain: usize, f: impl Fn(Range<usize>) + Sync) {

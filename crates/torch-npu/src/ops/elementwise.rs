@@ -255,6 +255,12 @@ fn check_operands(name: &str, op: BinaryOp, a: &Input, b: &Input) -> Result<()> 
         };
         return Err(Error::not_implemented(format!("{name}: {msg}")));
     }
+    // A negative integer exponent is known before launch only when it is a host value.
+    if let (BinaryOp::Pow, Input::Host(Scalar::Int(e), _)) = (op, b) {
+        if *e < 0 && !da.is_floating() && !da.is_complex() {
+            return Err(Error::runtime(format!("{name}: Integers to negative integer powers are not allowed.")));
+        }
+    }
     Ok(())
 }
 

@@ -14,6 +14,7 @@ use elementwise::{Kind, Variant};
 mod copy;
 mod elementwise;
 mod index;
+mod linalg;
 mod reduce;
 mod promote;
 pub mod ctx;
@@ -73,6 +74,26 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("masked_select", index::masked_select),
     ("cat", index::cat),
     ("cat.out", index::cat_out),
+    ("mm", linalg::mm),
+    ("mm.out", linalg::mm_out),
+    ("bmm", linalg::bmm),
+    ("bmm.out", linalg::bmm_out),
+    ("addmm", linalg::addmm),
+    ("addmm_", linalg::addmm_),
+    ("addmm.out", linalg::addmm_out),
+    ("baddbmm", linalg::baddbmm),
+    ("baddbmm_", linalg::baddbmm_),
+    ("baddbmm.out", linalg::baddbmm_out),
+    ("addbmm", linalg::addbmm),
+    ("addbmm_", linalg::addbmm_),
+    ("addbmm.out", linalg::addbmm_out),
+    ("addmv", linalg::addmv),
+    ("addmv_", linalg::addmv_),
+    ("addmv.out", linalg::addmv_out),
+    ("dot", linalg::dot),
+    ("dot.out", linalg::dot_out),
+    ("vdot", linalg::dot),
+    ("vdot.out", linalg::dot_out),
 ];
 
 /// Binary families: (name, op, result kind, has alpha). Each gets .Tensor, _.Tensor, .out,
@@ -138,6 +159,13 @@ fn build_table() -> Vec<(String, Adapter)> {
         t.push((format!("{name}.Scalar"), Adapter::Binary(op, kind, Functional, a)));
         t.push((format!("{name}_.Scalar"), Adapter::Binary(op, kind, InPlace, a)));
     }
+    for name in ["pow.Tensor_Tensor", "pow.Tensor_Scalar", "pow.Scalar"] {
+        let op = BinaryOp::Pow;
+        t.push((name.to_string(), Adapter::Binary(op, Kind::Promoted, Functional, None)));
+        t.push((format!("{name}_out"), Adapter::Binary(op, Kind::Promoted, Out, None)));
+    }
+    t.push(("pow_.Scalar".into(), Adapter::Binary(BinaryOp::Pow, Kind::Promoted, InPlace, None)));
+    t.push(("pow_.Tensor".into(), Adapter::Binary(BinaryOp::Pow, Kind::Promoted, InPlace, None)));
     for &(name, op) in COMPARE {
         t.push((format!("{name}.Tensor"), Adapter::Binary(op, Kind::Bool, Functional, None)));
         t.push((format!("{name}.Scalar"), Adapter::Binary(op, Kind::Bool, Functional, None)));
