@@ -41,3 +41,45 @@ impl Dense {
         copy(dst, &self.view)
     }
 }
+
+/// A kernel operand in dtype `dtype`, contiguous: the caller's memory when it already is,
+/// else a staged copy.
+pub(crate) enum Operand<'a> {
+    Borrowed(&'a View),
+    Staged(Dense),
+}
+
+impl Operand<'_> {
+    pub(crate) fn of(src: &View, dtype: DType) -> Result<Operand<'_>, KernelError> {
+        Ok(if src.dtype == dtype && src.is_contiguous() {
+            Operand::Borrowed(src)
+        } else {
+            Operand::Staged(Dense::of(src, dtype)?)
+        })
+    }
+
+    /// A contiguous output: written in place when `dst` allows it, else staged (and
+    /// [`Operand::finish`] writes it back).
+    pub(crate) fn output(dst: &View, dtype: DType) -> Operand<'_> {
+        if dst.dtype == dtype && dst.is_contiguous() {
+            Operand::Borrowed(dst)
+        } else {
+            Operand::Staged(Dense::zeroed(dtype, &dst.sizes))
+        }
+    }
+
+    pub(crate) fn ptr<T>(&self) -> *mut T {
+        match self {
+            Operand::Borrowed(v) => v.ptr as *mut T,
+            Operand::Staged(d) => d.ptr(),
+        }
+    }
+
+    /// Writes a staged output back into `dst`.
+    pub(crate) fn finish(&self, dst: &View) -> Result<(), KernelError> {
+        match self {
+            Operand::Borrowed(_) => Ok(()),
+            Operand::Staged(d) => d.store(dst),
+        }
+    }
+}

@@ -10,6 +10,7 @@
 
 mod argreduce;
 mod binary;
+mod conv;
 mod convert;
 mod copy;
 mod dense;
@@ -31,6 +32,7 @@ mod view;
 pub use argreduce::{arg_reduce, reduce_with_index};
 pub use binary::{binary, binary_scalar, clamp_scalar, where_, BinaryOp};
 pub use convert::{f32_to_bf16, Bool8, Complex, Element};
+pub use conv::{conv_backward, conv_forward, conv_output_sizes, ConvParams};
 pub use copy::copy;
 pub use dtype::DType;
 pub use fill::fill;

@@ -33,6 +33,8 @@ class Fallback {
   }
 
   void run() {
+    // Mixed devices are the caller's mistake whatever the fallback setting: say so first.
+    check_devices();
     if (tnpu_fallback_disabled())
       TORCH_CHECK_NOT_IMPLEMENTED(false, "The operator '", name_,
                                   "' has no NPU kernel and the CPU fallback is disabled "
@@ -41,7 +43,6 @@ class Fallback {
       TORCH_WARN("The operator '", name_,
                  "' is not supported on the NPU and falls back to the CPU. "
                  "This may hurt performance.");
-    check_devices();
     device_ = device_.value_or(c10::Device(kNpu, static_cast<c10::DeviceIndex>(tnpu_rt_get_device())));
     // New results and resized outputs must be allocated on the op's device.
     const c10::DeviceGuard guard(*device_);

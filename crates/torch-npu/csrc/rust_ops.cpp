@@ -212,6 +212,14 @@ int tnpu_cx_arg_int_list(void* ctx, int i, const int64_t** data, size_t* len) {
   });
 }
 
+int tnpu_cx_arg_bool_list(void* ctx, int i, uint8_t* out, size_t cap) {
+  auto& v = ctx_of(ctx).arg(i);
+  if (!v.isBoolList()) return -1;
+  auto list = v.toBoolList();
+  for (size_t k = 0; k < list.size() && k < cap; ++k) out[k] = list.get(k) ? 1 : 0;
+  return static_cast<int>(list.size());
+}
+
 int tnpu_cx_arg_tensor_list_len(void* ctx, int i) {
   auto& v = ctx_of(ctx).arg(i);
   return v.isTensorList() ? static_cast<int>(v.toTensorList().size()) : -1;
@@ -291,5 +299,7 @@ void tnpu_cx_return_arg(void* ctx, int i) {
   auto& c = ctx_of(ctx);
   c.results.push_back(c.arg(i));
 }
+
+void tnpu_cx_return_undefined(void* ctx) { ctx_of(ctx).results.emplace_back(at::Tensor()); }
 
 }  // extern "C"

@@ -112,6 +112,8 @@ double tnpu_cx_arg_double(void* ctx, int index);
 int tnpu_cx_arg_bool(void* ctx, int index);
 int tnpu_cx_arg_scalar(void* ctx, int index, TnpuScalar* out);  // Scalar, number or 0-dim CPU tensor
 int tnpu_cx_arg_int_list(void* ctx, int index, const int64_t** data, size_t* len);
+// A bool[] argument: writes up to `cap` values, returns the list's length (-1: not a list).
+int tnpu_cx_arg_bool_list(void* ctx, int index, uint8_t* out, size_t cap);
 int tnpu_cx_arg_tensor_list_len(void* ctx, int index);
 int tnpu_cx_arg_tensor_list_item(void* ctx, int index, int item, TnpuTensor* out);
 // Reads the generator argument (None: the device's default generator), returns its seed and
@@ -123,6 +125,8 @@ int tnpu_cx_new_output(void* ctx, int32_t ndim, const int64_t* sizes, const int6
                        int32_t dtype, int32_t device, TnpuTensor* out);
 // Appends argument `index` (a tensor) to the results: for in-place and out= ops.
 void tnpu_cx_return_arg(void* ctx, int index);
+// Appends an undefined tensor to the results (a gradient an op was asked not to compute).
+void tnpu_cx_return_undefined(void* ctx);
 // Resizes tensor argument `index` (an out= tensor) to `sizes` if it differs, as PyTorch's
 // out= ops do, and describes it again.
 int tnpu_cx_resize_arg(void* ctx, int index, int32_t ndim, const int64_t* sizes, TnpuTensor* out);

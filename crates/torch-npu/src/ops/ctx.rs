@@ -62,6 +62,8 @@ extern "C" {
         out: *mut RawTensor,
     ) -> i32;
     fn tnpu_cx_return_arg(ctx: *mut c_void, i: i32);
+    fn tnpu_cx_return_undefined(ctx: *mut c_void);
+    fn tnpu_cx_arg_bool_list(ctx: *mut c_void, i: i32, out: *mut u8, cap: usize) -> i32;
     fn tnpu_cx_resize_arg(
         ctx: *mut c_void,
         i: i32,
@@ -254,6 +256,16 @@ impl Ctx {
         Ok(if len == 0 { vec![] } else { unsafe { std::slice::from_raw_parts(data, len).to_vec() } })
     }
 
+    /// A bool[] argument.
+    pub fn bool_list(&self, i: usize) -> Result<Vec<bool>> {
+        let mut buf = [0u8; 16];
+        let n = unsafe { tnpu_cx_arg_bool_list(self.raw, i as i32, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 || n as usize > buf.len() {
+            return Err(Error::type_error(format!("{}: argument {i} must be a short list of bools", self.op)));
+        }
+        Ok(buf[..n as usize].iter().map(|&b| b != 0).collect())
+    }
+
     /// (seed, offset) of the generator argument `i`, reserving `increment` Philox counters.
     pub fn generator(&self, i: usize, device: i32, increment: u64) -> Result<(u64, u64)> {
         let (mut seed, mut offset) = (0u64, 0u64);
@@ -307,6 +319,11 @@ impl Ctx {
     /// torch.get_default_dtype().
     pub fn default_float(&self) -> DType {
         DType::from_i32(unsafe { tnpu_cx_default_dtype() }).unwrap_or(DType::F32)
+    }
+
+    /// Appends an undefined tensor to the results (a gradient that was not asked for).
+    pub fn return_undefined(&self) {
+        unsafe { tnpu_cx_return_undefined(self.raw) }
     }
 
     /// Returns argument `i` itself (in-place and out= ops).

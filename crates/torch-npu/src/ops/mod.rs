@@ -11,6 +11,7 @@ use npu_kernels::{BinaryOp, UnaryOp};
 use crate::status::{ffi_call, Error, Result};
 use elementwise::{Kind, Variant};
 
+mod conv;
 mod copy;
 mod elementwise;
 mod index;
@@ -74,6 +75,8 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("masked_select", index::masked_select),
     ("cat", index::cat),
     ("cat.out", index::cat_out),
+    ("convolution_overrideable", conv::convolution),
+    ("convolution_backward_overrideable", conv::convolution_backward),
     ("mm", linalg::mm),
     ("mm.out", linalg::mm_out),
     ("bmm", linalg::bmm),

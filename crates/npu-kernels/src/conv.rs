@@ -1,0 +1,602 @@
+//! Convolution, 1d to 3d, with stride, padding, dilation, groups and the transposed form,
+//! forward and backward, as im2col + gemm.
+//!
+//! Both forms are one linear relation between an "image" X (the side with the larger spatial
+//! extent) and a "grid" Y, with the weight seen per group as a matrix Wm `[Cy, Cx*K]`:
+//!
+//!   Y = Wm @ im2col(X)          (A)  regular forward; transposed backward for the input
+//!   X += col2im(Wm^T @ Y)       (B)  regular backward for the input; transposed forward
+//!   dWm = sum_n Y @ im2col(X)^T (C)  weight gradient of both
+//!
+//! For a regular convolution X is the input and Y the output; for a transposed one X is the
+//! output and Y the input. Weights are `[G*Cy, Cx, k..]` in both cases, as PyTorch lays them out.
+//! f16 and bf16 compute in f32 and round once; f64 computes in f64.
+
+use std::ops::{AddAssign, Mul};
+
+use gemm::Parallelism;
+
+use crate::convert::Element;
+use crate::dense::Operand;
+use crate::dtype::DType;
+use crate::view::{err, par_ranges, sequential, View};
+use crate::KernelError;
+
+const OP: &str = "convolution";
+
+/// Work (multiply-adds) below which a product is not worth splitting across threads.
+const PAR_MACS: usize = 64 * 64 * 64;
+
+/// The non-tensor arguments of `aten::convolution`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConvParams {
+    pub stride: Vec<i64>,
+    pub padding: Vec<i64>,
+    pub dilation: Vec<i64>,
+    pub transposed: bool,
+    pub output_padding: Vec<i64>,
+    pub groups: i64,
+}
+
+impl ConvParams {
+    /// Spatial sizes of the output for an input of spatial sizes `input` and kernel `kernel`
+    /// (PyTorch's formula; may be negative or zero for an input too small).
+    pub fn output_size(&self, input: &[i64], kernel: &[i64]) -> Vec<i64> {
+        (0..input.len())
+            .map(|i| {
+                let (s, p, d) = (self.stride[i], self.padding[i], self.dilation[i]);
+                if self.transposed {
+                    (input[i] - 1) * s - 2 * p + d * (kernel[i] - 1) + self.output_padding[i] + 1
+                } else {
+                    (input[i] + 2 * p - d * (kernel[i] - 1) - 1).div_euclid(s) + 1
+                }
+            })
+            .collect()
+    }
+}
+
+/// Spatial geometry, padded to three dims (leading size-1 dims for 1d and 2d).
+#[derive(Clone, Copy, Debug)]
+struct Geo {
+    img: [usize; 3],
+    grid: [usize; 3],
+    k: [usize; 3],
+    s: [usize; 3],
+    p: [usize; 3],
+    d: [usize; 3],
+}
+
+impl Geo {
+    fn kernel_len(&self) -> usize {
+        self.k.iter().product()
+    }
+    fn img_len(&self) -> usize {
+        self.img.iter().product()
+    }
+    fn grid_len(&self) -> usize {
+        self.grid.iter().product()
+    }
+    /// im2col is the identity: 1x1 kernel, stride 1, no padding, and (for a transposed
+    /// convolution, whose output padding can make the image larger) equal extents.
+    fn is_pointwise(&self) -> bool {
+        self.k == [1; 3] && self.s == [1; 3] && self.p == [0; 3] && self.img == self.grid
+    }
+}
+
+/// Batch, groups, channels per group of X and Y, and the geometry.
+#[derive(Clone, Copy, Debug)]
+struct Problem {
+    n: usize,
+    g: usize,
+    cx: usize,
+    cy: usize,
+    geo: Geo,
+}
+
+impl Problem {
+    fn x_len(&self) -> usize {
+        self.cx * self.geo.img_len()
+    }
+    fn y_len(&self) -> usize {
+        self.cy * self.geo.grid_len()
+    }
+    fn w_len(&self) -> usize {
+        self.cy * self.cx * self.geo.kernel_len()
+    }
+    fn macs(&self) -> usize {
+        self.w_len() * self.geo.grid_len()
+    }
+}
+
+fn dims3(v: &[i64], fill: i64) -> [usize; 3] {
+    let mut out = [fill as usize; 3];
+    for (o, &x) in out[3 - v.len()..].iter_mut().zip(v) {
+        *o = x as usize;
+    }
+    out
+}
+
+/// The output sizes of `aten::convolution` for these input and weight sizes, after checking
+/// that the two fit each other and the parameters (the checks need no data).
+pub fn conv_output_sizes(input: &[i64], weight: &[i64], p: &ConvParams) -> Result<Vec<i64>, KernelError> {
+    let r = input.len();
+    if !(3..=5).contains(&r) || weight.len() != r {
+        return Err(err(
+            OP,
+            format!("expected 3d to 5d input and a weight of the same rank, got input {input:?} and weight {weight:?}"),
+        ));
+    }
+    let nd = r - 2;
+    for (name, v) in [
+        ("stride", &p.stride),
+        ("padding", &p.padding),
+        ("dilation", &p.dilation),
+        ("output_padding", &p.output_padding),
+    ] {
+        if v.len() != nd {
+            return Err(err(OP, format!("expected {name} to have {nd} elements, got {v:?}")));
+        }
+    }
+    if p.groups < 1
+        || p.stride.iter().any(|&s| s < 1)
+        || p.dilation.iter().any(|&d| d < 1)
+        || p.padding.iter().any(|&x| x < 0)
+        || p.output_padding.iter().any(|&x| x < 0)
+        || weight[2..].iter().any(|&k| k < 1)
+    {
+        return Err(err(OP, format!("invalid parameters {p:?} for weight {weight:?}")));
+    }
+    let g = p.groups;
+    let fits = if p.transposed { weight[0] == input[1] && input[1] % g == 0 } else { weight[1] * g == input[1] && weight[0] % g == 0 };
+    if !fits {
+        let want = if p.transposed { weight[0] } else { weight[1] * g };
+        return Err(err(
+            OP,
+            format!(
+                "Given groups={g}, weight of size {weight:?}, expected input{input:?} to have {want} channels, but got {} channels instead",
+                input[1]
+            ),
+        ));
+    }
+    let spatial = p.output_size(&input[2..], &weight[2..]);
+    if spatial.iter().any(|&s| s < 1) && input[2..].iter().all(|&s| s > 0) {
+        return Err(err(OP, format!("Calculated output size {spatial:?} is too small for input {input:?}")));
+    }
+    let cout = if p.transposed { weight[1] * g } else { weight[0] };
+    Ok([input[0], cout].into_iter().chain(spatial.into_iter().map(|s| s.max(0))).collect())
+}
+
+/// Checks the shapes of input, weight and output against the parameters and returns the problem.
+fn problem(input: &[i64], weight: &[i64], output: &[i64], p: &ConvParams) -> Result<Problem, KernelError> {
+    let want = conv_output_sizes(input, weight, p)?;
+    if output != want.as_slice() {
+        return Err(err(OP, format!("output has shape {output:?}, expected {want:?}")));
+    }
+    let g = p.groups;
+    let (cx, cy) = if p.transposed { (weight[1], input[1] / g) } else { (weight[1], weight[0] / g) };
+    let (img, grid) = if p.transposed { (&want[2..], &input[2..]) } else { (&input[2..], &want[2..]) };
+    let geo = Geo {
+        img: dims3(img, 1),
+        grid: dims3(grid, 1),
+        k: dims3(&weight[2..], 1),
+        s: dims3(&p.stride, 1),
+        p: dims3(&p.padding, 0),
+        d: dims3(&p.dilation, 1),
+    };
+    Ok(Problem { n: input[0] as usize, g: g as usize, cx: cx as usize, cy: cy as usize, geo })
+}
+
+/// f32 and f64, the types convolution computes in.
+trait Real: Element + AddAssign + Mul<Output = Self> + PartialEq {}
+impl Real for f32 {}
+impl Real for f64 {}
+
+#[derive(Clone, Copy)]
+struct P<T>(*mut T);
+unsafe impl<T> Send for P<T> {}
+unsafe impl<T> Sync for P<T> {}
+impl<T> P<T> {
+    // A method, so closures capture the whole Send + Sync wrapper, not its raw field.
+    fn at(self, i: usize) -> *mut T {
+        unsafe { self.0.add(i) }
+    }
+}
+
+/// First and one-past-last grid index `o` along one dim whose image index
+/// `o * s + k * d - p` falls inside `0..img`.
+fn valid_range(grid: usize, img: usize, s: usize, p: usize, kd: usize) -> (usize, usize) {
+    let off = kd as isize - p as isize; // image index of o = 0
+    let s = s as isize;
+    let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
+    let hi = ((img as isize - off) + s - 1).div_euclid(s).clamp(0, grid as isize);
+    let lo = lo.min(grid as isize);
+    (lo as usize, (hi as usize).max(lo as usize))
+}
+
+/// Calls `f(row, image_offset_of_first, lo, hi)` for every grid row (fixed z, y) of one
+/// kernel tap; rows entirely in the padding get `None`.
+#[inline]
+fn for_each_row(geo: &Geo, tap: [usize; 3], mut f: impl FnMut(usize, Option<(isize, usize, usize)>)) {
+    let [kz, ky, kx] = tap;
+    let (lo, hi) = valid_range(geo.grid[2], geo.img[2], geo.s[2], geo.p[2], kx * geo.d[2]);
+    for oz in 0..geo.grid[0] {
+        let iz = (oz * geo.s[0] + kz * geo.d[0]) as isize - geo.p[0] as isize;
+        for oy in 0..geo.grid[1] {
+            let row = oz * geo.grid[1] + oy;
+            let iy = (oy * geo.s[1] + ky * geo.d[1]) as isize - geo.p[1] as isize;
+            if iz < 0 || iz >= geo.img[0] as isize || iy < 0 || iy >= geo.img[1] as isize || lo >= hi {
+                f(row, None);
+                continue;
+            }
+            // image index of grid column 0 (may be negative; only lo..hi are read)
+            let ix0 = (kx * geo.d[2]) as isize - geo.p[2] as isize;
+            let base = (iz * geo.img[1] as isize + iy) * geo.img[2] as isize + ix0;
+            f(row, Some((base, lo, hi)));
+        }
+    }
+}
+
+fn taps(geo: &Geo) -> impl Iterator<Item = [usize; 3]> + '_ {
+    let [a, b, c] = geo.k;
+    (0..a).flat_map(move |z| (0..b).flat_map(move |y| (0..c).map(move |x| [z, y, x])))
+}
+
+/// col `[cx*K, L]` from one image `[cx, img..]`.
+unsafe fn im2col<T: Real>(x: *const T, cx: usize, geo: &Geo, col: *mut T, parallel: bool) {
+    let (il, gl, kl) = (geo.img_len(), geo.grid_len(), geo.kernel_len());
+    let (xs, cs) = (P(x as *mut T), P(col));
+    let w = geo.grid[2];
+    let s = geo.s[2] as isize;
+    let body = |c: usize| {
+        let img = xs.at(c * il);
+        for (t, tap) in taps(geo).enumerate() {
+            let dst = cs.at((c * kl + t) * gl);
+            for_each_row(geo, tap, |row, span| {
+                let out = std::slice::from_raw_parts_mut(dst.add(row * w), w);
+                match span {
+                    None => out.fill(T::from_f64(0.0)),
+                    Some((base, lo, hi)) => {
+                        out[..lo].fill(T::from_f64(0.0));
+                        out[hi..].fill(T::from_f64(0.0));
+                        if s == 1 {
+                            let src = img.offset(base + lo as isize);
+                            out[lo..hi].copy_from_slice(std::slice::from_raw_parts(src, hi - lo));
+                        } else {
+                            for (o, v) in out[lo..hi].iter_mut().enumerate() {
+                                *v = *img.offset(base + (lo + o) as isize * s);
+                            }
+                        }
+                    }
+                }
+            });
+        }
+    };
+    channels(cx, kl * gl, parallel, body);
+}
+
+/// Adds col `[cx*K, L]` into one image `[cx, img..]`.
+unsafe fn col2im<T: Real>(col: *const T, cx: usize, geo: &Geo, x: *mut T, parallel: bool) {
+    let (il, gl, kl) = (geo.img_len(), geo.grid_len(), geo.kernel_len());
+    let (xs, cs) = (P(x), P(col as *mut T));
+    let w = geo.grid[2];
+    let s = geo.s[2] as isize;
+    let body = |c: usize| {
+        let img = xs.at(c * il);
+        for (t, tap) in taps(geo).enumerate() {
+            let src = cs.at((c * kl + t) * gl);
+            for_each_row(geo, tap, |row, span| {
+                if let Some((base, lo, hi)) = span {
+                    let vals = std::slice::from_raw_parts(src.add(row * w), w);
+                    for (o, &v) in vals[lo..hi].iter().enumerate() {
+                        *img.offset(base + (lo + o) as isize * s) += v;
+                    }
+                }
+            });
+        }
+    };
+    channels(cx, kl * gl, parallel, body);
+}
+
+/// Runs `body` for channels `0..c`, split across threads when asked and worth it.
+fn channels(c: usize, work_per_channel: usize, parallel: bool, body: impl Fn(usize) + Sync) {
+    if parallel {
+        par_ranges(c, (1 << 15) / work_per_channel.max(1) + 1, |r| r.for_each(&body));
+    } else {
+        (0..c).for_each(body);
+    }
+}
+
+/// `dst[m, n] = (read ? dst : 0) + op(a) @ op(b)`, row-major, `op` transposing when asked.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_rm<T: Real>(
+    (m, n, k): (usize, usize, usize),
+    dst: *mut T,
+    read: bool,
+    (a, a_t, lda): (*const T, bool, usize),
+    (b, b_t, ldb): (*const T, bool, usize),
+    par: Parallelism,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !read {
+            std::slice::from_raw_parts_mut(dst, m * n).fill(T::from_f64(0.0));
+        }
+        return;
+    }
+    let (a_rs, a_cs) = if a_t { (1, lda as isize) } else { (lda as isize, 1) };
+    let (b_rs, b_cs) = if b_t { (1, ldb as isize) } else { (ldb as isize, 1) };
+    let one = T::from_f64(1.0);
+    gemm::gemm(
+        m, n, k, dst, 1, n as isize, read, a, a_cs, a_rs, b, b_cs, b_rs, one, one, false, false, false, par,
+    );
+}
+
+fn threads() -> usize {
+    if sequential() {
+        1
+    } else {
+        rayon::current_num_threads()
+    }
+}
+
+/// Runs `task(i, parallel_inside)` for every `i < tasks`: across threads when there are enough
+/// tasks, else one after the other with each task free to use every thread.
+fn for_tasks(tasks: usize, macs_per_task: usize, task: impl Fn(usize, bool) + Sync) {
+    let t = threads();
+    if t > 1 && (tasks >= t || (tasks > 1 && macs_per_task < PAR_MACS)) {
+        par_ranges(tasks, 1, |r| r.for_each(|i| task(i, false)));
+    } else {
+        (0..tasks).for_each(|i| task(i, t > 1 && macs_per_task >= PAR_MACS));
+    }
+}
+
+fn par(inside: bool) -> Parallelism {
+    if inside {
+        Parallelism::Rayon(threads())
+    } else {
+        Parallelism::None
+    }
+}
+
+/// (A) `y += Wm @ im2col(x)` for every image and group.
+unsafe fn op_a<T: Real>(pr: &Problem, x: P<T>, w: P<T>, y: P<T>) {
+    let (kl, gl) = (pr.geo.kernel_len(), pr.geo.grid_len());
+    let ckk = pr.cx * kl;
+    for_tasks(pr.n * pr.g, pr.macs(), |task, inside| {
+        let (n, g) = (task / pr.g, task % pr.g);
+        let xs = x.at((n * pr.g + g) * pr.x_len());
+        let ys = y.at((n * pr.g + g) * pr.y_len());
+        let wg = w.at(g * pr.w_len());
+        let mut col = Vec::new();
+        let cols = if pr.geo.is_pointwise() {
+            xs as *const T
+        } else {
+            col.resize(ckk * gl, T::from_f64(0.0));
+            im2col(xs, pr.cx, &pr.geo, col.as_mut_ptr(), inside);
+            col.as_ptr()
+        };
+        gemm_rm((pr.cy, gl, ckk), ys, true, (wg, false, ckk), (cols, false, gl), par(inside));
+    });
+}
+
+/// (B) `x += col2im(Wm^T @ y)` for every image and group.
+unsafe fn op_b<T: Real>(pr: &Problem, y: P<T>, w: P<T>, x: P<T>) {
+    let (kl, gl) = (pr.geo.kernel_len(), pr.geo.grid_len());
+    let ckk = pr.cx * kl;
+    for_tasks(pr.n * pr.g, pr.macs(), |task, inside| {
+        let (n, g) = (task / pr.g, task % pr.g);
+        let xs = x.at((n * pr.g + g) * pr.x_len());
+        let ys = y.at((n * pr.g + g) * pr.y_len());
+        let wg = w.at(g * pr.w_len());
+        if pr.geo.is_pointwise() {
+            gemm_rm((ckk, gl, pr.cy), xs, true, (wg, true, ckk), (ys, false, gl), par(inside));
+        } else {
+            let mut col = vec![T::from_f64(0.0); ckk * gl];
+            gemm_rm((ckk, gl, pr.cy), col.as_mut_ptr(), false, (wg, true, ckk), (ys, false, gl), par(inside));
+            col2im(col.as_ptr(), pr.cx, &pr.geo, xs, inside);
+        }
+    });
+}
+
+/// (C) `dw = sum_n y @ im2col(x)^T` per group. Images are summed in order, so the result does
+/// not depend on the number of threads.
+unsafe fn op_c<T: Real>(pr: &Problem, y: P<T>, x: P<T>, dw: P<T>) {
+    let (kl, gl) = (pr.geo.kernel_len(), pr.geo.grid_len());
+    let ckk = pr.cx * kl;
+    let per_group = pr.macs() * pr.n;
+    for_tasks(pr.g, per_group, |g, inside| {
+        let dwg = dw.at(g * pr.w_len());
+        let mut col = if pr.geo.is_pointwise() { Vec::new() } else { vec![T::from_f64(0.0); ckk * gl] };
+        if pr.n == 0 {
+            std::slice::from_raw_parts_mut(dwg, pr.w_len()).fill(T::from_f64(0.0));
+        }
+        for n in 0..pr.n {
+            let xs = x.at((n * pr.g + g) * pr.x_len());
+            let ys = y.at((n * pr.g + g) * pr.y_len());
+            let cols = if pr.geo.is_pointwise() {
+                xs as *const T
+            } else {
+                im2col(xs, pr.cx, &pr.geo, col.as_mut_ptr(), inside);
+                col.as_ptr()
+            };
+            gemm_rm((pr.cy, ckk, gl), dwg, n > 0, (ys, false, gl), (cols, true, gl), par(inside));
+        }
+    });
+}
+
+/// Fills each channel of `[n, c, len]` with `bias[c]`, or zero.
+unsafe fn init_channels<T: Real>(dst: P<T>, n: usize, c: usize, len: usize, bias: Option<P<T>>) {
+    par_ranges(n * c, (1 << 16) / len.max(1) + 1, |r| {
+        for i in r {
+            let v = bias.map_or(T::from_f64(0.0), |b| *b.at(i % c));
+            std::slice::from_raw_parts_mut(dst.at(i * len), len).fill(v);
+        }
+    });
+}
+
+/// `db[c] = sum over batch and space of dy[n, c, ..]`, accumulated in f64.
+unsafe fn bias_grad<T: Real>(dy: P<T>, n: usize, c: usize, len: usize, db: P<T>) {
+    par_ranges(c, 1, |r| {
+        for ch in r {
+            let mut acc = 0f64;
+            for b in 0..n {
+                let s = std::slice::from_raw_parts(dy.at((b * c + ch) * len), len);
+                acc += s.iter().map(|v| v.to_f64()).sum::<f64>();
+            }
+            *db.at(ch) = T::from_f64(acc);
+        }
+    });
+}
+
+fn compute_dtype(op: &str, views: &[&View]) -> Result<DType, KernelError> {
+    let d = views[0].dtype;
+    if let Some(v) = views.iter().find(|v| v.dtype != d) {
+        return Err(err(
+            op,
+            format!("Input type ({}) and weight type ({}) should be the same", d.name(), v.dtype.name()),
+        ));
+    }
+    match d {
+        DType::F32 | DType::F16 | DType::BF16 => Ok(DType::F32),
+        DType::F64 => Ok(DType::F64),
+        d => Err(err(op, format!("\"slow_conv2d_cpu\" not implemented for '{}'", d.name()))),
+    }
+}
+
+fn check_vec(op: &str, name: &str, v: &View, len: i64) -> Result<(), KernelError> {
+    if v.sizes != [len] {
+        return Err(err(op, format!("expected {name} of shape [{len}], got {:?}", v.sizes)));
+    }
+    Ok(())
+}
+
+/// `out = convolution(input, weight) + bias` (the forward of `aten::convolution`).
+pub fn conv_forward(
+    out: &View,
+    input: &View,
+    weight: &View,
+    bias: Option<&View>,
+    p: &ConvParams,
+) -> Result<(), KernelError> {
+    let mut all = vec![out, input, weight];
+    all.extend(bias);
+    for v in &all {
+        v.validate(OP)?;
+    }
+    let ct = compute_dtype(OP, &all)?;
+    let pr = problem(&input.sizes, &weight.sizes, &out.sizes, p)?;
+    if let Some(b) = bias {
+        check_vec(OP, "bias", b, out.sizes[1])?;
+    }
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    out.check_writable(OP)?;
+    match ct {
+        DType::F64 => unsafe { forward::<f64>(out, input, weight, bias, &pr, p.transposed) },
+        _ => unsafe { forward::<f32>(out, input, weight, bias, &pr, p.transposed) },
+    }
+}
+
+unsafe fn forward<T: Real>(
+    out: &View,
+    input: &View,
+    weight: &View,
+    bias: Option<&View>,
+    pr: &Problem,
+    transposed: bool,
+) -> Result<(), KernelError> {
+    let ct = T::DTYPE;
+    let (xi, wi) = (Operand::of(input, ct)?, Operand::of(weight, ct)?);
+    let bi = bias.map(|b| Operand::of(b, ct)).transpose()?;
+    let o = Operand::output(out, ct);
+    let (op, ip, wp) = (P(o.ptr::<T>()), P(xi.ptr::<T>()), P(wi.ptr::<T>()));
+    let bp = bi.as_ref().map(|b| P(b.ptr::<T>()));
+    let spatial: usize = out.sizes[2..].iter().map(|&s| s as usize).product();
+    init_channels(op, pr.n, out.sizes[1] as usize, spatial, bp);
+    if transposed {
+        op_b(pr, ip, wp, op);
+    } else {
+        op_a(pr, ip, wp, op);
+    }
+    o.finish(out)
+}
+
+/// The gradients of `aten::convolution` with respect to the input, the weight and the bias;
+/// each is computed only when its view is given.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_backward(
+    grad_out: &View,
+    input: &View,
+    weight: &View,
+    p: &ConvParams,
+    grad_input: Option<&View>,
+    grad_weight: Option<&View>,
+    grad_bias: Option<&View>,
+) -> Result<(), KernelError> {
+    const BOP: &str = "convolution_backward";
+    let mut all = vec![grad_out, input, weight];
+    all.extend(grad_input);
+    all.extend(grad_weight);
+    all.extend(grad_bias);
+    for v in &all {
+        v.validate(BOP)?;
+    }
+    let ct = compute_dtype(BOP, &all)?;
+    let pr = problem(&input.sizes, &weight.sizes, &grad_out.sizes, p)?;
+    if grad_input.is_some_and(|g| g.sizes != input.sizes) || grad_weight.is_some_and(|g| g.sizes != weight.sizes) {
+        return Err(err(BOP, "gradient shapes must match input and weight".into()));
+    }
+    if let Some(b) = grad_bias {
+        check_vec(BOP, "grad_bias", b, grad_out.sizes[1])?;
+    }
+    for g in [grad_input, grad_weight, grad_bias].into_iter().flatten() {
+        g.check_writable(BOP)?;
+    }
+    match ct {
+        DType::F64 => unsafe { backward::<f64>(grad_out, input, weight, &pr, p.transposed, [grad_input, grad_weight, grad_bias]) },
+        _ => unsafe { backward::<f32>(grad_out, input, weight, &pr, p.transposed, [grad_input, grad_weight, grad_bias]) },
+    }
+}
+
+unsafe fn backward<T: Real>(
+    grad_out: &View,
+    input: &View,
+    weight: &View,
+    pr: &Problem,
+    transposed: bool,
+    [gi, gw, gb]: [Option<&View>; 3],
+) -> Result<(), KernelError> {
+    let ct = T::DTYPE;
+    let dy = Operand::of(grad_out, ct)?;
+    let dyp = P(dy.ptr::<T>());
+    if let Some(gi) = gi {
+        let w = Operand::of(weight, ct)?;
+        let o = Operand::output(gi, ct);
+        let op = P(o.ptr::<T>());
+        let spatial: usize = gi.sizes[2..].iter().map(|&s| s as usize).product();
+        init_channels(op, pr.n, gi.sizes[1] as usize, spatial, None);
+        if transposed {
+            op_a(pr, dyp, P(w.ptr::<T>()), op);
+        } else {
+            op_b(pr, dyp, P(w.ptr::<T>()), op);
+        }
+        o.finish(gi)?;
+    }
+    if let Some(gw) = gw {
+        let x = Operand::of(input, ct)?;
+        let o = Operand::output(gw, ct);
+        let (y, xx) = if transposed { (P(x.ptr::<T>()), dyp) } else { (dyp, P(x.ptr::<T>())) };
+        op_c(pr, y, xx, P(o.ptr::<T>()));
+        o.finish(gw)?;
+    }
+    if let Some(gb) = gb {
+        let o = Operand::output(gb, ct);
+        let spatial: usize = grad_out.sizes[2..].iter().map(|&s| s as usize).product();
+        bias_grad(dyp, pr.n, grad_out.sizes[1] as usize, spatial, P(o.ptr::<T>()));
+        o.finish(gb)?;
+    }
+    Ok(())
+}
