@@ -7,7 +7,7 @@ DEPS := $(VENV)/.deps-installed
 # The extension must be compiled against the torch in .venv.
 BUILD_ENV := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH PYO3_PYTHON=$(PY)
 
-.PHONY: all build demo test test-rust test-python clean
+.PHONY: all build demo test test-rust test-python bench bench-quick clean
 
 all: build
 
@@ -33,6 +33,13 @@ test-python: build
 	$(PY) -m pytest -q tests
 
 test: build test-rust test-python
+
+# Side-by-side timings against PyTorch CPU; writes bench/results.json and bench/results.md.
+bench: build
+	$(PY) bench/run.py
+
+bench-quick: build
+	$(PY) bench/run.py --quick
 
 clean:
 	rm -rf target $(VENV)

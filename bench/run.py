@@ -1,0 +1,130 @@
+"""Side-by-side benchmark: every case runs on the npu and on PyTorch's CPU backend in the same
+process, interleaved (cpu, npu, cpu, npu, ...), after warm-up. Reports medians, min-max and the
+ratio cpu_time / npu_time (higher is better; >= 1 means the npu is faster).
+
+    python bench/run.py            # full mode
+    python bench/run.py --quick    # fewer sizes and repetitions (under 3 minutes)
+    python bench/run.py -k matmul  # only cases whose name contains "matmul"
+
+Writes bench/results.json and bench/results.md (the Markdown table the README shows).
+"""
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+import warnings
+
+import torch
+
+import torch_npu  # noqa: F401
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cases import CASES  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def machine():
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "python": platform.python_version()}
+
+
+def sync(device):
+    if device == "npu":
+        torch.npu.synchronize()
+
+
+def time_once(fn, device, inner):
+    sync(device)
+    t0 = time.perf_counter()
+    for _ in range(inner):
+        fn()
+    sync(device)
+    return (time.perf_counter() - t0) / inner
+
+
+def run_case(case, reps, warmup):
+    """Builds the case on both devices, then times them interleaved."""
+    fns = {d: case.build(d) for d in ("cpu", "npu")}
+    inner = case.inner
+    for _ in range(warmup):
+        for d in ("cpu", "npu"):
+            time_once(fns[d], d, inner)
+    times = {"cpu": [], "npu": []}
+    for _ in range(reps):
+        for d in ("cpu", "npu"):
+            times[d].append(time_once(fns[d], d, inner))
+    row = {"case": case.name, "target": case.target, "unit": "ms"}
+    for d in ("cpu", "npu"):
+        ms = [t * 1e3 for t in times[d]]
+        row[d] = {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "reps": reps}
+    row["ratio"] = row["cpu"]["median"] / row["npu"]["median"]
+    row["meets_target"] = row["ratio"] >= case.target
+    row["fallback_ops"] = sorted(torch_npu.npu.sim.fallback_counts())
+    return row
+
+
+def fmt_ms(x):
+    return f"{x * 1e3:.1f} µs" if x < 0.1 else f"{x:.3f} ms" if x < 10 else f"{x:.1f} ms"
+
+
+def markdown(rows, info, command):
+    lines = [f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with "
+             f"{info['torch_threads']} threads. Command: `{command}`.", "",
+             "| case | cpu median (min–max) | npu median (min–max) | ratio cpu/npu | target | |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        c, n = r["cpu"], r["npu"]
+        mark = "✓" if r["meets_target"] else "✗"
+        lines.append(f"| {r['case']} | {fmt_ms(c['median'])} ({fmt_ms(c['min'])}–{fmt_ms(c['max'])}) | "
+                     f"{fmt_ms(n['median'])} ({fmt_ms(n['min'])}–{fmt_ms(n['max'])}) | "
+                     f"{r['ratio']:.2f} | ≥ {r['target']:g} | {mark} |")
+    return "\n".join(lines) + "\n"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="fewer cases and repetitions")
+    ap.add_argument("-k", dest="pattern", default="", help="only cases whose name contains this")
+    ap.add_argument("--out", default=os.path.join(HERE, "results"), help="output path without extension")
+    args = ap.parse_args()
+    warnings.filterwarnings("ignore", message=".*falls back to the CPU.*")
+    info = machine()
+    print(f"# {info['cpu']} | {info['cores']} cores | torch {info['torch']} | "
+          f"{info['torch_threads']} threads", flush=True)
+    reps, warmup = (5, 1) if args.quick else (11, 2)
+    rows = []
+    for case in CASES:
+        if args.quick and not case.quick:
+            continue
+        if args.pattern not in case.name:
+            continue
+        torch_npu.npu.sim.reset_fallback_counts()
+        row = run_case(case, reps, warmup)
+        rows.append(row)
+        fb = f"  (CPU fallback: {', '.join(row['fallback_ops'])})" if row["fallback_ops"] else ""
+        print(f"{row['case']:<52} cpu {fmt_ms(row['cpu']['median']):>10}  npu {fmt_ms(row['npu']['median']):>10}"
+              f"  ratio {row['ratio']:6.2f} (target {row['target']:g}){fb}", flush=True)
+    command = "make bench-quick" if args.quick else "make bench"
+    with open(args.out + ".json", "w") as f:
+        json.dump({"machine": info, "mode": "quick" if args.quick else "full", "results": rows}, f, indent=1)
+    with open(args.out + ".md", "w") as f:
+        f.write(markdown(rows, info, command))
+    met = sum(r["meets_target"] for r in rows)
+    print(f"\n{met}/{len(rows)} cases meet their target; wrote {args.out}.json and {args.out}.md")
+
+
+if __name__ == "__main__":
+    main()
