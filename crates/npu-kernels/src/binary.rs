@@ -101,6 +101,22 @@ impl BinaryOp {
         }
     }
 
+    /// Whether the op computes in `compute` (the kernel returns PyTorch's "not implemented"
+    /// error otherwise; bool subtraction has its own message), so callers can refuse on the
+    /// host before launching.
+    pub fn accepts(self, compute: DType) -> bool {
+        use BinaryOp::*;
+        if self.is_predicate() {
+            return true;
+        }
+        match compute {
+            DType::F16 | DType::BF16 | DType::F32 | DType::F64 => !matches!(self, BitAnd | BitOr | BitXor | Shl | Shr),
+            DType::Bool => matches!(self, Add | Mul | Maximum | Minimum | Fmax | Fmin | BitAnd | BitOr | BitXor),
+            DType::C64 | DType::C128 => false,
+            _ => !matches!(self, Atan2 | Hypot | Copysign | Xlogy),
+        }
+    }
+
     /// Comparisons and logical ops: their result is a bool (1/0 in the destination dtype).
     pub fn is_predicate(self) -> bool {
         use BinaryOp::*;

@@ -8,6 +8,7 @@
 //! Kernels never panic on bad input: they return a [`KernelError`] whose message reads like
 //! PyTorch's for the same mistake.
 
+mod activation;
 mod argreduce;
 mod binary;
 mod conv;
@@ -29,6 +30,7 @@ mod simd;
 mod unary;
 mod view;
 
+pub use activation::{activation, activation_backward, Activation, ActivationGrad};
 pub use argreduce::{arg_reduce, reduce_with_index};
 pub use binary::{binary, binary_scalar, clamp_scalar, where_, BinaryOp};
 pub use convert::{f32_to_bf16, Bool8, Complex, Element};

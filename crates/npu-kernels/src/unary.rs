@@ -124,6 +124,20 @@ impl UnaryOp {
         }
     }
 
+    /// Whether the op computes in `compute` (the kernel returns PyTorch's "not implemented"
+    /// error otherwise), so callers can refuse on the host before launching.
+    pub fn accepts(self, compute: DType) -> bool {
+        use UnaryOp::*;
+        if self.is_predicate() || compute.is_floating() {
+            return self != BitwiseNot;
+        }
+        match compute {
+            DType::Bool => matches!(self, LogicalNot | BitwiseNot | Sign),
+            DType::C64 | DType::C128 => false,
+            _ => matches!(self, Abs | Neg | Ceil | Floor | Round | Trunc | Sign | Relu | BitwiseNot),
+        }
+    }
+
     /// Ops whose result is a bool (written as 1/0 in the destination dtype).
     pub fn is_predicate(self) -> bool {
         use UnaryOp::*;

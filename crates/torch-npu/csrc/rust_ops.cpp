@@ -5,6 +5,8 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
+#include <algorithm>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <vector>
@@ -210,6 +212,14 @@ int tnpu_cx_arg_int_list(void* ctx, int i, const int64_t** data, size_t* len) {
     *len = c.int_lists.back().size();
     return 0;
   });
+}
+
+int tnpu_cx_arg_string(void* ctx, int i, char* out, size_t cap) {
+  auto& v = ctx_of(ctx).arg(i);
+  if (!v.isString()) return -1;
+  const auto& str = v.toStringRef();
+  std::memcpy(out, str.data(), std::min(cap, str.size()));
+  return static_cast<int>(str.size());
 }
 
 int tnpu_cx_arg_bool_list(void* ctx, int i, uint8_t* out, size_t cap) {

@@ -63,6 +63,7 @@ extern "C" {
     ) -> i32;
     fn tnpu_cx_return_arg(ctx: *mut c_void, i: i32);
     fn tnpu_cx_return_undefined(ctx: *mut c_void);
+    fn tnpu_cx_arg_string(ctx: *mut c_void, i: i32, out: *mut u8, cap: usize) -> i32;
     fn tnpu_cx_arg_bool_list(ctx: *mut c_void, i: i32, out: *mut u8, cap: usize) -> i32;
     fn tnpu_cx_resize_arg(
         ctx: *mut c_void,
@@ -254,6 +255,26 @@ impl Ctx {
             return Err(accessor_failed());
         }
         Ok(if len == 0 { vec![] } else { unsafe { std::slice::from_raw_parts(data, len).to_vec() } })
+    }
+
+    /// A str argument.
+    pub fn string(&self, i: usize) -> Result<String> {
+        let mut buf = [0u8; 64];
+        let n = unsafe { tnpu_cx_arg_string(self.raw, i as i32, buf.as_mut_ptr(), buf.len()) };
+        if n < 0 || n as usize > buf.len() {
+            return Err(Error::type_error(format!("{}: argument {i} must be a short string", self.op)));
+        }
+        Ok(String::from_utf8_lossy(&buf[..n as usize]).into_owned())
+    }
+
+    /// A float argument given as a Scalar (int, float or bool), as f64.
+    pub fn scalar_f64(&self, i: usize) -> Result<f64> {
+        Ok(match self.scalar(i)? {
+            Scalar::Bool(b) => b as u8 as f64,
+            Scalar::Int(v) => v as f64,
+            Scalar::Float(v) => v,
+            Scalar::Complex(re, _) => re,
+        })
     }
 
     /// A bool[] argument.

@@ -201,7 +201,7 @@ fn byte_range(v: &View) -> (usize, usize) {
 
 /// PyTorch refuses writes through an output whose elements alias each other, and inputs that
 /// partly overlap the output (exactly the same view, as in `x.add_(y)` with x itself, is fine).
-fn check_overlap(name: &str, out: &Tensor, inputs: &[&Input]) -> Result<()> {
+pub fn check_overlap(name: &str, out: &Tensor, inputs: &[&Input]) -> Result<()> {
     let internal = out.view.sizes.iter().zip(&out.view.strides).any(|(&n, &s)| n > 1 && s == 0);
     if internal {
         return Err(Error::runtime(format!(
@@ -226,7 +226,7 @@ fn check_overlap(name: &str, out: &Tensor, inputs: &[&Input]) -> Result<()> {
 }
 
 /// The kernel view of an input over the output's sizes, plus what must live as long as it.
-fn input_view(input: &Input, sizes: &[i64], op: &str) -> Result<(View, Option<Box<[u8; 16]>>)> {
+pub fn input_view(input: &Input, sizes: &[i64], op: &str) -> Result<(View, Option<Box<[u8; 16]>>)> {
     match input {
         Input::Device(t) => Ok((expand_to(&t.view, sizes, op)?, None)),
         Input::Host(s, o) => {
@@ -274,6 +274,13 @@ pub fn binary(ctx: &Ctx, op: BinaryOp, kind: Kind, variant: Variant, alpha_arg: 
     }
     let p = plan(ctx, &[&a, &b], kind, variant)?;
     check_operands(&name, op, &a, &b)?;
+    if !op.accepts(p.compute) {
+        return Err(Error::runtime(format!(
+            "{name}: \"{}_cpu\" not implemented for '{}'",
+            op.name(),
+            p.compute.name()
+        )));
+    }
     let alpha = match alpha_arg {
         Some(i) => ctx.scalar(i)?,
         None => Scalar::Int(1),
@@ -310,11 +317,33 @@ pub fn binary(ctx: &Ctx, op: BinaryOp, kind: Kind, variant: Variant, alpha_arg: 
     })
 }
 
+/// div(self, other, *, rounding_mode): true division for None, else truncating or flooring
+/// division that keeps integer dtypes.
+pub fn div_mode(ctx: &Ctx, variant: Variant) -> Result<()> {
+    let mode = if ctx.is_none(2) { None } else { Some(ctx.string(2)?) };
+    match mode.as_deref() {
+        None => binary(ctx, BinaryOp::Div, Kind::Float, variant, None),
+        Some("trunc") => binary(ctx, BinaryOp::DivTrunc, Kind::Promoted, variant, None),
+        Some("floor") => binary(ctx, BinaryOp::DivFloor, Kind::Promoted, variant, None),
+        Some(other) => Err(Error::value(format!(
+            "{}: div expected rounding_mode to be one of None, 'trunc', or 'floor' but found '{other}'",
+            ctx.op
+        ))),
+    }
+}
+
 /// op(self) (op / op_ / op.out).
 pub fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, variant: Variant) -> Result<()> {
     let name = ctx.op.clone();
     let a = input(ctx, 0)?;
     let p = plan(ctx, &[&a], kind, variant)?;
+    if !op.accepts(p.compute) {
+        return Err(Error::runtime(format!(
+            "{name}: \"{}_cpu\" not implemented for '{}'",
+            op.name(),
+            p.compute.name()
+        )));
+    }
     let out = output(ctx, variant, &p.sizes, p.result, p.device)?;
     if out.numel() == 0 {
         return Ok(());

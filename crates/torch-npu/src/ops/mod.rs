@@ -12,6 +12,7 @@ use crate::status::{ffi_call, Error, Result};
 use elementwise::{Kind, Variant};
 
 mod conv;
+mod activation;
 mod copy;
 mod elementwise;
 mod index;
@@ -33,6 +34,8 @@ enum Adapter {
     Fn(OpFn),
     Binary(BinaryOp, Kind, Variant, Option<usize>),
     Unary(UnaryOp, Kind, Variant),
+    /// div with rounding_mode (None, "trunc" or "floor").
+    DivMode(Variant),
 }
 
 impl Adapter {
@@ -41,6 +44,7 @@ impl Adapter {
             Adapter::Fn(f) => f(ctx),
             Adapter::Binary(op, kind, variant, alpha) => elementwise::binary(ctx, op, kind, variant, alpha),
             Adapter::Unary(op, kind, variant) => elementwise::unary(ctx, op, kind, variant),
+            Adapter::DivMode(variant) => elementwise::div_mode(ctx, variant),
         }
     }
 }
@@ -125,6 +129,60 @@ const BITWISE: &[(&str, BinaryOp, Kind)] = &[
     ("bitwise_xor", BinaryOp::BitXor, Kind::Promoted),
 ];
 
+/// Binary ops whose overloads do not follow the add/sub pattern, named one by one.
+const BINARY_NAMED: &[(BinaryOp, Kind, &[(&str, Variant)])] = {
+    use Variant::*;
+    &[
+        (BinaryOp::Remainder, Kind::Promoted, &[
+            ("remainder.Tensor", Functional), ("remainder.Scalar", Functional),
+            ("remainder_.Tensor", InPlace), ("remainder_.Scalar", InPlace),
+            ("remainder.Tensor_out", Out), ("remainder.Scalar_out", Out),
+            ("remainder.Scalar_Tensor", Functional),
+        ]),
+        (BinaryOp::Fmod, Kind::Promoted, &[
+            ("fmod.Tensor", Functional), ("fmod.Scalar", Functional), ("fmod_.Tensor", InPlace),
+            ("fmod_.Scalar", InPlace), ("fmod.Tensor_out", Out), ("fmod.Scalar_out", Out),
+        ]),
+        (BinaryOp::Atan2, Kind::Float, &[("atan2", Functional), ("atan2_", InPlace), ("atan2.out", Out)]),
+        (BinaryOp::Hypot, Kind::Promoted, &[("hypot", Functional), ("hypot_", InPlace), ("hypot.out", Out)]),
+        (BinaryOp::Maximum, Kind::Promoted, &[("maximum", Functional), ("maximum.out", Out)]),
+        (BinaryOp::Minimum, Kind::Promoted, &[("minimum", Functional), ("minimum.out", Out)]),
+        (BinaryOp::Fmax, Kind::Promoted, &[("fmax", Functional), ("fmax.out", Out)]),
+        (BinaryOp::Fmin, Kind::Promoted, &[("fmin", Functional), ("fmin.out", Out)]),
+        (BinaryOp::Copysign, Kind::Float, &[
+            ("copysign.Tensor", Functional), ("copysign.Scalar", Functional),
+            ("copysign_.Tensor", InPlace), ("copysign_.Scalar", InPlace),
+            ("copysign.out", Out), ("copysign.Scalar_out", Out),
+        ]),
+        (BinaryOp::Xlogy, Kind::Float, &[("xlogy.Tensor", Functional), ("xlogy_.Tensor", InPlace)]),
+        (BinaryOp::LogicalAnd, Kind::Bool, &[("logical_and", Functional), ("logical_and_", InPlace), ("logical_and.out", Out)]),
+        (BinaryOp::LogicalOr, Kind::Bool, &[("logical_or", Functional), ("logical_or_", InPlace), ("logical_or.out", Out)]),
+        (BinaryOp::LogicalXor, Kind::Bool, &[("logical_xor", Functional), ("logical_xor_", InPlace), ("logical_xor.out", Out)]),
+        (BinaryOp::Shl, Kind::Promoted, &[
+            ("bitwise_left_shift.Tensor", Functional), ("bitwise_left_shift_.Tensor", InPlace),
+            ("bitwise_left_shift.Tensor_out", Out), ("bitwise_left_shift.Scalar_Tensor", Functional),
+        ]),
+        (BinaryOp::Shr, Kind::Promoted, &[
+            ("bitwise_right_shift.Tensor", Functional), ("bitwise_right_shift_.Tensor", InPlace),
+            ("bitwise_right_shift.Tensor_out", Out), ("bitwise_right_shift.Scalar_Tensor", Functional),
+        ]),
+        (BinaryOp::DivFloor, Kind::Promoted, &[
+            ("floor_divide", Functional), ("floor_divide.Scalar", Functional),
+            ("floor_divide_.Tensor", InPlace), ("floor_divide_.Scalar", InPlace),
+            ("floor_divide.out", Out), ("floor_divide.Scalar_out", Out),
+        ]),
+    ]
+};
+
+/// div with a rounding mode: (name, variant).
+const DIV_MODE: &[(&str, Variant)] = &[
+    ("div.Tensor_mode", Variant::Functional),
+    ("div_.Tensor_mode", Variant::InPlace),
+    ("div.out_mode", Variant::Out),
+    ("div.Scalar_mode", Variant::Functional),
+    ("div_.Scalar_mode", Variant::InPlace),
+];
+
 /// Unary families: name, name_, name.out.
 const UNARY: &[(&str, UnaryOp, Kind)] = &[
     ("abs", UnaryOp::Abs, Kind::Promoted),
@@ -141,6 +199,28 @@ const UNARY: &[(&str, UnaryOp, Kind)] = &[
     ("tanh", UnaryOp::Tanh, Kind::Float),
     ("sigmoid", UnaryOp::Sigmoid, Kind::Float),
     ("reciprocal", UnaryOp::Reciprocal, Kind::Float),
+    ("erf", UnaryOp::Erf, Kind::Float),
+    ("erfc", UnaryOp::Erfc, Kind::Float),
+    ("expm1", UnaryOp::Expm1, Kind::Float),
+    ("exp2", UnaryOp::Exp2, Kind::Float),
+    ("log2", UnaryOp::Log2, Kind::Float),
+    ("log10", UnaryOp::Log10, Kind::Float),
+    ("log1p", UnaryOp::Log1p, Kind::Float),
+    ("tan", UnaryOp::Tan, Kind::Float),
+    ("asin", UnaryOp::Asin, Kind::Float),
+    ("acos", UnaryOp::Acos, Kind::Float),
+    ("atan", UnaryOp::Atan, Kind::Float),
+    ("sinh", UnaryOp::Sinh, Kind::Float),
+    ("cosh", UnaryOp::Cosh, Kind::Float),
+    ("asinh", UnaryOp::Asinh, Kind::Float),
+    ("acosh", UnaryOp::Acosh, Kind::Float),
+    ("atanh", UnaryOp::Atanh, Kind::Float),
+    ("relu", UnaryOp::Relu, Kind::Promoted),
+    ("silu", UnaryOp::Silu, Kind::Promoted),
+    ("round", UnaryOp::Round, Kind::Promoted),
+    ("frac", UnaryOp::Frac, Kind::Promoted),
+    ("sign", UnaryOp::Sign, Kind::Promoted),
+    ("bitwise_not", UnaryOp::BitwiseNot, Kind::Promoted),
 ];
 
 /// Predicates: functional only, bool results.
@@ -148,6 +228,9 @@ const PREDICATES: &[(&str, UnaryOp)] = &[
     ("isnan", UnaryOp::IsNan),
     ("isinf", UnaryOp::IsInf),
     ("logical_not", UnaryOp::LogicalNot),
+    ("isposinf", UnaryOp::IsPosInf),
+    ("isneginf", UnaryOp::IsNegInf),
+    ("signbit", UnaryOp::Signbit),
 ];
 
 fn build_table() -> Vec<(String, Adapter)> {
@@ -161,6 +244,17 @@ fn build_table() -> Vec<(String, Adapter)> {
         t.push((format!("{name}.out"), Adapter::Binary(op, kind, Out, a)));
         t.push((format!("{name}.Scalar"), Adapter::Binary(op, kind, Functional, a)));
         t.push((format!("{name}_.Scalar"), Adapter::Binary(op, kind, InPlace, a)));
+    }
+    for &(op, kind, names) in BINARY_NAMED {
+        for &(name, variant) in names {
+            t.push((name.to_string(), Adapter::Binary(op, kind, variant, None)));
+        }
+    }
+    for &(name, variant) in DIV_MODE {
+        t.push((name.to_string(), Adapter::DivMode(variant)));
+    }
+    for &(name, f) in activation::OPS {
+        t.push((name.to_string(), Adapter::Fn(f)));
     }
     for name in ["pow.Tensor_Tensor", "pow.Tensor_Scalar", "pow.Scalar"] {
         let op = BinaryOp::Pow;
