@@ -19,6 +19,7 @@ mod cpu;
 mod dtype;
 mod elementwise;
 mod fill;
+mod loss;
 mod math;
 mod matmul;
 mod philox;
@@ -27,6 +28,7 @@ mod reduce;
 mod scalar;
 mod select;
 mod simd;
+mod softmax;
 mod unary;
 mod view;
 
@@ -38,6 +40,7 @@ pub use conv::{conv_backward, conv_forward, conv_output_sizes, ConvParams};
 pub use copy::copy;
 pub use dtype::DType;
 pub use fill::fill;
+pub use loss::{nll_loss, nll_loss_backward, Reduction};
 pub use matmul::matmul;
 pub use philox::{philox4x32_10, PhiloxStream};
 pub use random::{
@@ -46,6 +49,7 @@ pub use random::{
 };
 pub use reduce::{reduce, reduce_norm, ReduceOp};
 pub use scalar::Scalar;
+pub use softmax::{softmax, softmax_backward};
 pub use select::{count_nonzero, masked_select};
 pub use unary::{unary, UnaryOp};
 pub use view::{with_sequential, View};

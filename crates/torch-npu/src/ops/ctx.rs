@@ -105,9 +105,6 @@ impl Tensor {
     pub fn numel(&self) -> usize {
         self.view.numel()
     }
-    pub fn is_npu(&self) -> bool {
-        self.device == DeviceKind::Npu
-    }
     pub fn describe_device(&self) -> String {
         match self.device {
             DeviceKind::Npu => format!("npu:{}", self.index),

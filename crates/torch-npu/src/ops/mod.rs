@@ -17,12 +17,15 @@ mod copy;
 mod elementwise;
 mod index;
 mod linalg;
+mod loss;
 mod reduce;
 mod promote;
 pub mod ctx;
 mod fill;
 mod random;
 pub mod shape;
+mod softmax;
+mod ternary;
 
 pub use ctx::{Ctx, DeviceKind, Tensor};
 
@@ -253,7 +256,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS {
+    for &(name, f) in activation::OPS.iter().chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for name in ["pow.Tensor_Tensor", "pow.Tensor_Scalar", "pow.Scalar"] {
