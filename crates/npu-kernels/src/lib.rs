@@ -29,6 +29,7 @@ mod scalar;
 mod select;
 mod simd;
 mod softmax;
+mod ternary;
 mod unary;
 mod view;
 
@@ -51,6 +52,7 @@ pub use reduce::{reduce, reduce_norm, ReduceOp};
 pub use scalar::Scalar;
 pub use softmax::{softmax, softmax_backward};
 pub use select::{count_nonzero, masked_select};
+pub use ternary::{ternary, TernaryOp, Third};
 pub use unary::{unary, UnaryOp};
 pub use view::{with_sequential, View};
 

@@ -1,0 +1,69 @@
+"""addcmul, addcdiv, lerp (the arithmetic of torch.optim) on npu against CPU, and optimizer
+steps with those ops running natively."""
+import pytest
+import torch
+
+import torch_npu  # noqa: F401
+from helpers import check, make, no_fallback  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("no_fallback")
+
+
+def tol(dtype):
+    return {torch.float16: dict(atol=2e-3, rtol=2e-3), torch.bfloat16: dict(atol=2e-2, rtol=2e-2)}.get(dtype, {})
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int64])
+def test_addcmul_addcdiv(dtype):
+    a, b, c = make((4, 5), dtype, 1), make((5,), dtype, 2), make((4, 1), dtype, 3, positive=True)
+    value = 0.5 if dtype.is_floating_point else 3
+    check(torch.addcmul(a.npu(), b.npu(), c.npu(), value=value), torch.addcmul(a, b, c, value=value), **tol(dtype))
+    x = a.npu()
+    x.addcmul_(b.npu(), c.npu(), value=value)
+    check(x, a.clone().addcmul_(b, c, value=value), **tol(dtype))
+    if dtype.is_floating_point:
+        check(torch.addcdiv(a.npu(), b.npu(), c.npu(), value=value), torch.addcdiv(a, b, c, value=value), **tol(dtype))
+        out = torch.empty(0, dtype=dtype, device="npu")
+        torch.addcdiv(a.npu(), b.npu(), c.npu(), value=-2, out=out)
+        check(out, torch.addcdiv(a, b, c, value=-2), **tol(dtype))
+    else:
+        with pytest.raises(RuntimeError, match="Integer division with addcdiv"):
+            torch.addcdiv(a.npu(), b.npu(), c.npu())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+def test_lerp(dtype):
+    a, b = make((4, 5), dtype, 1), make((4, 5), dtype, 2)
+    w = torch.rand(5, generator=torch.Generator().manual_seed(4)).to(dtype)
+    for weight in (0.3, 0.9, -0.2):
+        check(torch.lerp(a.npu(), b.npu(), weight), torch.lerp(a, b, weight), **tol(dtype))
+    check(torch.lerp(a.npu(), b.npu(), w.npu()), torch.lerp(a, b, w), **tol(dtype))
+    x = a.npu()
+    x.lerp_(b.npu(), 0.75)
+    check(x, a.clone().lerp_(b, 0.75), **tol(dtype))
+    with pytest.raises(RuntimeError, match="expected dtype"):
+        torch.lerp(a.npu(), b.npu().double() if dtype != torch.float64 else b.npu().float(), 0.5)
+
+
+@pytest.mark.parametrize("opt", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
+def test_optimizer_steps_match_cpu(opt):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
+    model_n = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).npu()
+    model_n.load_state_dict(model.state_dict())
+    kw = dict(lr=0.05, foreach=False)
+    if opt == "SGD":
+        kw.update(momentum=0.9, nesterov=True, weight_decay=0.01)
+    if opt in ("Adam", "AdamW"):
+        kw.update(amsgrad=False, weight_decay=0.01)
+    o, on = getattr(torch.optim, opt)(model.parameters(), **kw), getattr(torch.optim, opt)(model_n.parameters(), **kw)
+    x, y = make((16, 6), torch.float32, 1), make((16, 3), torch.float32, 2)
+    for _ in range(5):
+        for m, op, dev in ((model, o, "cpu"), (model_n, on, "npu")):
+            op.zero_grad()
+            loss = ((m(x.to(dev)) - y.to(dev)) ** 2).mean()
+            loss.backward()
+            op.step()
+    for p, pn in zip(model.parameters(), model_n.parameters()):
+        # (adaptive optimizers amplify last-bit differences of the matmuls a little)
+        check(pn.detach(), p.detach(), atol=1e-4, rtol=1e-4)
