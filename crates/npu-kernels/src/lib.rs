@@ -22,6 +22,7 @@ mod fill;
 mod loss;
 mod math;
 mod matmul;
+mod norm;
 mod philox;
 mod random;
 mod reduce;
@@ -43,6 +44,7 @@ pub use dtype::DType;
 pub use fill::fill;
 pub use loss::{nll_loss, nll_loss_backward, Reduction};
 pub use matmul::matmul;
+pub use norm::{batch_norm, batch_norm_backward, layer_norm, layer_norm_backward};
 pub use philox::{philox4x32_10, PhiloxStream};
 pub use random::{
     bernoulli_scalar, bernoulli_tensor, cauchy, exponential, geometric, log_normal, normal,

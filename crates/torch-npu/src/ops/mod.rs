@@ -18,6 +18,7 @@ mod elementwise;
 mod index;
 mod linalg;
 mod loss;
+mod norm;
 mod reduce;
 mod promote;
 pub mod ctx;
@@ -256,7 +257,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for name in ["pow.Tensor_Tensor", "pow.Tensor_Scalar", "pow.Scalar"] {

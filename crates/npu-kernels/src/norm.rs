@@ -1,0 +1,548 @@
+//! Normalisation layers: layer_norm (over trailing dims) and batch_norm (per channel, training
+//! and eval), forward and backward. Data are staged in f32 (f64 for f64); means and variances
+//! accumulate in f64, two-pass, so results match PyTorch's CPU kernels within their tolerances.
+//! Sums over rows or images are done in fixed chunks, so results do not depend on the number of
+//! threads.
+
+use crate::dense::Operand;
+use crate::elementwise::storer;
+use crate::math::Float;
+use crate::view::{err, par_ranges, View};
+use crate::{DType, KernelError};
+
+#[derive(Clone, Copy)]
+struct P<T>(*mut T);
+unsafe impl<T> Send for P<T> {}
+unsafe impl<T> Sync for P<T> {}
+impl<T> P<T> {
+    fn at(self, i: usize) -> *mut T {
+        unsafe { self.0.add(i) }
+    }
+    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
+    }
+}
+
+fn compute_dtype(views: &[&View]) -> DType {
+    if views.iter().any(|v| v.dtype == DType::F64) {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+fn check_float(op: &str, views: &[&View]) -> Result<(), KernelError> {
+    for v in views {
+        v.validate(op)?;
+        if !v.dtype.is_floating() {
+            return Err(err(op, format!("expected a floating point tensor, got {}", v.dtype.name())));
+        }
+    }
+    Ok(())
+}
+
+fn check_len(op: &str, name: &str, v: &View, n: usize) -> Result<(), KernelError> {
+    if v.numel() != n || !v.is_contiguous() {
+        return Err(err(op, format!("expected a contiguous {name} of {n} elements, got sizes {:?}", v.sizes)));
+    }
+    Ok(())
+}
+
+/// Writes `vals` (contiguous) into the contiguous view `v`, converting.
+unsafe fn store_flat<F: Float>(v: &View, vals: &[F]) {
+    storer::<F>(v.dtype, None)(vals, v.ptr, 1);
+}
+
+/// Rows per chunk of the column sums (grad of weight and bias): fixed, for determinism.
+const ROWS_PER_CHUNK: usize = 32;
+
+/// `out = (x - mean) * rstd * weight + bias` per row of `n` elements (`input` has `m * n`
+/// elements, rows contiguous in its logical order); `mean` and `rstd` get one value per row.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm(
+    out: &View,
+    mean: &View,
+    rstd: &View,
+    input: &View,
+    weight: Option<&View>,
+    bias: Option<&View>,
+    n: usize,
+    eps: f64,
+) -> Result<(), KernelError> {
+    const OP: &str = "native_layer_norm";
+    let mut all = vec![out, mean, rstd, input];
+    all.extend(weight);
+    all.extend(bias);
+    check_float(OP, &all)?;
+    let total = input.numel();
+    let m = if n == 0 { mean.numel() } else { total / n };
+    if out.sizes != input.sizes || (n > 0 && total % n != 0) {
+        return Err(err(OP, format!("bad sizes: input {:?}, out {:?}, row {n}", input.sizes, out.sizes)));
+    }
+    check_len(OP, "mean", mean, m)?;
+    check_len(OP, "rstd", rstd, m)?;
+    for w in weight.iter().chain(bias.iter()) {
+        check_len(OP, "weight", w, n)?;
+    }
+    if total == 0 {
+        // rows of zero elements (n == 0): the mean is 0/0, as on the CPU
+        if m > 0 {
+            crate::fill(mean, crate::Scalar::Float(f64::NAN))?;
+            crate::fill(rstd, crate::Scalar::Float(f64::NAN))?;
+        }
+        return Ok(());
+    }
+    match compute_dtype(&all) {
+        DType::F64 => ln_forward::<f64>(out, mean, rstd, input, weight, bias, m, n, eps),
+        _ => ln_forward::<f32>(out, mean, rstd, input, weight, bias, m, n, eps),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ln_forward<F: Float>(
+    out: &View,
+    mean: &View,
+    rstd: &View,
+    input: &View,
+    weight: Option<&View>,
+    bias: Option<&View>,
+    m: usize,
+    n: usize,
+    eps: f64,
+) -> Result<(), KernelError> {
+    let ct = F::DTYPE;
+    let x = Operand::of(input, ct)?;
+    let w = weight.map(|v| Operand::of(v, ct)).transpose()?;
+    let b = bias.map(|v| Operand::of(v, ct)).transpose()?;
+    let y = Operand::output(out, ct);
+    let (xp, yp) = (P(x.ptr::<F>()), P(y.ptr::<F>()));
+    let (wp, bp) = (w.as_ref().map(|o| P(o.ptr::<F>())), b.as_ref().map(|o| P(o.ptr::<F>())));
+    let mut means = vec![F::ZERO; m];
+    let mut rstds = vec![F::ZERO; m];
+    let (mp, rp) = (P(means.as_mut_ptr()), P(rstds.as_mut_ptr()));
+    par_ranges(m, (1 << 14) / n + 1, |rows| {
+        for r in rows {
+            unsafe {
+                let xs = xp.slice(r * n, n);
+                let mu = xs.iter().map(|v| v.to_f64()).sum::<f64>() / n as f64;
+                let var = xs.iter().map(|v| (v.to_f64() - mu).powi(2)).sum::<f64>() / n as f64;
+                let rs = 1.0 / (var + eps).sqrt();
+                *mp.at(r) = F::c(mu);
+                *rp.at(r) = F::c(rs);
+                let (muf, rsf) = (F::c(mu), F::c(rs));
+                let ys = yp.slice(r * n, n);
+                for (j, (yv, &xv)) in ys.iter_mut().zip(xs.iter()).enumerate() {
+                    let mut v = (xv - muf) * rsf;
+                    if let Some(w) = wp {
+                        v = v * *w.at(j);
+                    }
+                    if let Some(b) = bp {
+                        v = v + *b.at(j);
+                    }
+                    *yv = v;
+                }
+            }
+        }
+    });
+    y.finish(out)?;
+    unsafe {
+        store_flat(mean, &means);
+        store_flat(rstd, &rstds);
+    }
+    Ok(())
+}
+
+/// Gradients of [`layer_norm`]; each is computed when its view is given.
+#[allow(clippy::too_many_arguments)]
+pub fn layer_norm_backward(
+    grad_out: &View,
+    input: &View,
+    mean: &View,
+    rstd: &View,
+    weight: Option<&View>,
+    n: usize,
+    grad_input: Option<&View>,
+    grad_weight: Option<&View>,
+    grad_bias: Option<&View>,
+) -> Result<(), KernelError> {
+    const OP: &str = "native_layer_norm_backward";
+    let mut all = vec![grad_out, input, mean, rstd];
+    all.extend(weight);
+    all.extend(grad_input);
+    all.extend(grad_weight);
+    all.extend(grad_bias);
+    check_float(OP, &all)?;
+    let total = input.numel();
+    let m = if n == 0 { mean.numel() } else { total / n };
+    if grad_out.sizes != input.sizes || grad_input.is_some_and(|g| g.sizes != input.sizes) {
+        return Err(err(OP, format!("bad sizes: input {:?}, grad_output {:?}", input.sizes, grad_out.sizes)));
+    }
+    check_len(OP, "mean", mean, m)?;
+    check_len(OP, "rstd", rstd, m)?;
+    for w in weight.iter().chain(grad_weight.iter()).chain(grad_bias.iter()) {
+        if w.numel() != n {
+            return Err(err(OP, format!("expected {n} elements, got sizes {:?}", w.sizes)));
+        }
+    }
+    match compute_dtype(&all) {
+        DType::F64 => ln_backward::<f64>(grad_out, input, mean, rstd, weight, m, n, [grad_input, grad_weight, grad_bias]),
+        _ => ln_backward::<f32>(grad_out, input, mean, rstd, weight, m, n, [grad_input, grad_weight, grad_bias]),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn ln_backward<F: Float>(
+    grad_out: &View,
+    input: &View,
+    mean: &View,
+    rstd: &View,
+    weight: Option<&View>,
+    m: usize,
+    n: usize,
+    [gi, gw, gb]: [Option<&View>; 3],
+) -> Result<(), KernelError> {
+    let ct = F::DTYPE;
+    let (dy, x) = (Operand::of(grad_out, ct)?, Operand::of(input, ct)?);
+    let (mu, rs) = (Operand::of(mean, ct)?, Operand::of(rstd, ct)?);
+    let w = weight.map(|v| Operand::of(v, ct)).transpose()?;
+    let (dyp, xp, mup, rsp) = (P(dy.ptr::<F>()), P(x.ptr::<F>()), P(mu.ptr::<F>()), P(rs.ptr::<F>()));
+    let wp = w.as_ref().map(|o| P(o.ptr::<F>()));
+    if let Some(gi) = gi {
+        let o = Operand::output(gi, ct);
+        let op = P(o.ptr::<F>());
+        par_ranges(m, (1 << 14) / n.max(1) + 1, |rows| {
+            for r in rows {
+                unsafe {
+                    let (dys, xs, out) = (dyp.slice(r * n, n), xp.slice(r * n, n), op.slice(r * n, n));
+                    let (mu, rs) = ((*mup.at(r)).to_f64(), (*rsp.at(r)).to_f64());
+                    // dxhat = dy * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
+                    let (mut s1, mut s2) = (0f64, 0f64);
+                    for j in 0..n {
+                        let g = dys[j].to_f64() * wp.map_or(1.0, |w| (*w.at(j)).to_f64());
+                        s1 += g;
+                        s2 += g * (xs[j].to_f64() - mu) * rs;
+                    }
+                    let (a, b) = (s1 / n as f64, s2 / n as f64);
+                    for j in 0..n {
+                        let g = dys[j].to_f64() * wp.map_or(1.0, |w| (*w.at(j)).to_f64());
+                        let xhat = (xs[j].to_f64() - mu) * rs;
+                        out[j] = F::c(rs * (g - a - xhat * b));
+                    }
+                }
+            }
+        });
+        o.finish(gi)?;
+    }
+    if gw.is_some() || gb.is_some() {
+        // column sums in fixed chunks of rows, then the chunks in order
+        let chunks = m.div_ceil(ROWS_PER_CHUNK);
+        let mut partial = vec![0f64; chunks * 2 * n];
+        let pp = P(partial.as_mut_ptr());
+        par_ranges(chunks, 1, |cs| {
+            for c in cs {
+                unsafe {
+                    let (sw, sb) = (pp.slice(c * 2 * n, n), pp.slice(c * 2 * n + n, n));
+                    for r in c * ROWS_PER_CHUNK..((c + 1) * ROWS_PER_CHUNK).min(m) {
+                        let (dys, xs) = (dyp.slice(r * n, n), xp.slice(r * n, n));
+                        let (mu, rs) = ((*mup.at(r)).to_f64(), (*rsp.at(r)).to_f64());
+                        for j in 0..n {
+                            let g = dys[j].to_f64();
+                            sw[j] += g * (xs[j].to_f64() - mu) * rs;
+                            sb[j] += g;
+                        }
+                    }
+                }
+            }
+        });
+        let (mut sw, mut sb) = (vec![0f64; n], vec![0f64; n]);
+        for c in 0..chunks {
+            for j in 0..n {
+                sw[j] += partial[c * 2 * n + j];
+                sb[j] += partial[c * 2 * n + n + j];
+            }
+        }
+        for (g, sums) in [(gw, &sw), (gb, &sb)] {
+            if let Some(g) = g {
+                let vals: Vec<F> = sums.iter().map(|&v| F::c(v)).collect();
+                let o = Operand::output(g, ct);
+                unsafe { std::ptr::copy_nonoverlapping(vals.as_ptr(), o.ptr::<F>(), n) };
+                o.finish(g)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Batch normalisation over `[N, C, S]` (channels in dim 1; S the product of spatial dims).
+/// Training: batch statistics (biased variance for normalising; the running stats, when given,
+/// move by `momentum` with the unbiased variance). Eval: the running stats. `save_mean` and
+/// `save_invstd` (C elements) get the batch statistics in training.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm(
+    out: &View,
+    input: &View,
+    weight: Option<&View>,
+    bias: Option<&View>,
+    running_mean: Option<&View>,
+    running_var: Option<&View>,
+    save: Option<(&View, &View)>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+) -> Result<(), KernelError> {
+    const OP: &str = "native_batch_norm";
+    let mut all = vec![out, input];
+    all.extend(weight);
+    all.extend(bias);
+    all.extend(running_mean);
+    all.extend(running_var);
+    if let Some((a, b)) = save {
+        all.push(a);
+        all.push(b);
+    }
+    check_float(OP, &all)?;
+    if input.sizes.len() < 2 || out.sizes != input.sizes {
+        return Err(err(OP, format!("expected input of rank >= 2 and a matching output, got {:?}", input.sizes)));
+    }
+    let (nb, c) = (input.sizes[0] as usize, input.sizes[1] as usize);
+    let s: usize = input.sizes[2..].iter().map(|&v| v as usize).product();
+    for v in [weight, bias, running_mean, running_var].into_iter().flatten() {
+        if v.numel() != c {
+            return Err(err(OP, format!("expected {c} elements per channel parameter, got sizes {:?}", v.sizes)));
+        }
+    }
+    if let Some((a, b)) = save {
+        check_len(OP, "save_mean", a, c)?;
+        check_len(OP, "save_invstd", b, c)?;
+    }
+    if !training && (running_mean.is_none() || running_var.is_none()) {
+        return Err(err(OP, "running_mean and running_var must be defined in evaluation mode".into()));
+    }
+    match compute_dtype(&all) {
+        DType::F64 => bn_forward::<f64>(out, input, [weight, bias, running_mean, running_var], save, training, momentum, eps, nb, c, s),
+        _ => bn_forward::<f32>(out, input, [weight, bias, running_mean, running_var], save, training, momentum, eps, nb, c, s),
+    }
+}
+
+/// Reads a per-channel parameter as f64 values.
+fn channel_values(v: Option<&View>, c: usize) -> Result<Option<Vec<f64>>, KernelError> {
+    let Some(v) = v else { return Ok(None) };
+    let d = Operand::of(v, DType::F64)?;
+    let p = d.ptr::<f64>();
+    Ok(Some((0..c).map(|i| unsafe { *p.add(i) }).collect()))
+}
+
+/// Writes per-channel f64 values into `v` (any layout), converting.
+fn store_channels(v: &View, vals: &[f64]) -> Result<(), KernelError> {
+    let mut vals = vals.to_vec();
+    let src = View::contiguous(vals.as_mut_ptr() as *mut u8, DType::F64, &v.sizes);
+    crate::copy(v, &src)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bn_forward<F: Float>(
+    out: &View,
+    input: &View,
+    [weight, bias, rmean, rvar]: [Option<&View>; 4],
+    save: Option<(&View, &View)>,
+    training: bool,
+    momentum: f64,
+    eps: f64,
+    nb: usize,
+    c: usize,
+    s: usize,
+) -> Result<(), KernelError> {
+    let ct = F::DTYPE;
+    let x = Operand::of(input, ct)?;
+    let y = Operand::output(out, ct);
+    let (xp, yp) = (P(x.ptr::<F>()), P(y.ptr::<F>()));
+    let w = channel_values(weight, c)?;
+    let b = channel_values(bias, c)?;
+    let count = nb * s;
+    let (mut means, mut vars) = (vec![0f64; c], vec![0f64; c]);
+    if training {
+        let (mp, vp) = (P(means.as_mut_ptr()), P(vars.as_mut_ptr()));
+        par_ranges(c, 1, |chs| {
+            for ch in chs {
+                let mut sum = 0f64;
+                for i in 0..nb {
+                    sum += unsafe { xp.slice((i * c + ch) * s, s) }.iter().map(|v| v.to_f64()).sum::<f64>();
+                }
+                let mu = sum / count as f64;
+                let mut sq = 0f64;
+                for i in 0..nb {
+                    sq += unsafe { xp.slice((i * c + ch) * s, s) }.iter().map(|v| (v.to_f64() - mu).powi(2)).sum::<f64>();
+                }
+                unsafe {
+                    *mp.at(ch) = mu;
+                    *vp.at(ch) = sq / count as f64;
+                }
+            }
+        });
+    } else {
+        means = channel_values(rmean, c)?.unwrap_or_default();
+        vars = channel_values(rvar, c)?.unwrap_or_default();
+    }
+    let invstd: Vec<f64> = vars.iter().map(|v| 1.0 / (v + eps).sqrt()).collect();
+    let (wr, br) = (&w, &b);
+    let (mr, ir) = (&means, &invstd);
+    par_ranges(nb * c, (1 << 14) / s.max(1) + 1, |planes| {
+        for pl in planes {
+            let ch = pl % c;
+            let scale = ir[ch] * wr.as_ref().map_or(1.0, |w| w[ch]);
+            let shift = br.as_ref().map_or(0.0, |b| b[ch]) - mr[ch] * scale;
+            let (sc, sh) = (F::c(scale), F::c(shift));
+            unsafe {
+                let (xs, ys) = (xp.slice(pl * s, s), yp.slice(pl * s, s));
+                for (yv, &xv) in ys.iter_mut().zip(xs.iter()) {
+                    *yv = xv * sc + sh;
+                }
+            }
+        }
+    });
+    y.finish(out)?;
+    if training {
+        if let Some((sm, si)) = save {
+            store_channels(sm, &means)?;
+            store_channels(si, &invstd)?;
+        }
+        if count > 0 {
+            let unbiased = count as f64 / (count.max(2) - 1) as f64;
+            if let Some(rm) = rmean {
+                let old = channel_values(Some(rm), c)?.unwrap_or_default();
+                let new: Vec<f64> = old.iter().zip(&means).map(|(o, m)| (1.0 - momentum) * o + momentum * m).collect();
+                store_channels(rm, &new)?;
+            }
+            if let Some(rv) = rvar {
+                let old = channel_values(Some(rv), c)?.unwrap_or_default();
+                let new: Vec<f64> = old.iter().zip(&vars).map(|(o, v)| (1.0 - momentum) * o + momentum * v * unbiased).collect();
+                store_channels(rv, &new)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Gradients of [`batch_norm`]. In training, `save_mean` and `save_invstd` are the batch
+/// statistics the forward saved; in eval, the running stats are used.
+#[allow(clippy::too_many_arguments)]
+pub fn batch_norm_backward(
+    grad_out: &View,
+    input: &View,
+    weight: Option<&View>,
+    running_mean: Option<&View>,
+    running_var: Option<&View>,
+    save_mean: Option<&View>,
+    save_invstd: Option<&View>,
+    training: bool,
+    eps: f64,
+    grads: [Option<&View>; 3],
+) -> Result<(), KernelError> {
+    const OP: &str = "native_batch_norm_backward";
+    let mut all = vec![grad_out, input];
+    all.extend(weight);
+    all.extend(grads.iter().flatten());
+    check_float(OP, &all)?;
+    if input.sizes.len() < 2 || grad_out.sizes != input.sizes {
+        return Err(err(OP, format!("bad sizes: input {:?}, grad_output {:?}", input.sizes, grad_out.sizes)));
+    }
+    let (nb, c) = (input.sizes[0] as usize, input.sizes[1] as usize);
+    let s: usize = input.sizes[2..].iter().map(|&v| v as usize).product();
+    let (mean, invstd) = if training {
+        let m = channel_values(save_mean, c)?.ok_or_else(|| err(OP, "save_mean is required in training".into()))?;
+        let i = channel_values(save_invstd, c)?.ok_or_else(|| err(OP, "save_invstd is required in training".into()))?;
+        (m, i)
+    } else {
+        let m = channel_values(running_mean, c)?.ok_or_else(|| err(OP, "running_mean is required in eval".into()))?;
+        let v = channel_values(running_var, c)?.ok_or_else(|| err(OP, "running_var is required in eval".into()))?;
+        (m, v.iter().map(|v| 1.0 / (v + eps).sqrt()).collect())
+    };
+    if mean.len() != c || invstd.len() != c {
+        return Err(err(OP, "statistics must have one value per channel".into()));
+    }
+    if let Some(g) = grads[0] {
+        if g.sizes != input.sizes {
+            return Err(err(OP, "grad_input must have the input's sizes".into()));
+        }
+    }
+    for g in [grads[1], grads[2]].into_iter().flatten() {
+        if g.numel() != c {
+            return Err(err(OP, "weight and bias gradients must have one value per channel".into()));
+        }
+    }
+    match compute_dtype(&all) {
+        DType::F64 => bn_backward::<f64>(grad_out, input, weight, &mean, &invstd, training, nb, c, s, grads),
+        _ => bn_backward::<f32>(grad_out, input, weight, &mean, &invstd, training, nb, c, s, grads),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn bn_backward<F: Float>(
+    grad_out: &View,
+    input: &View,
+    weight: Option<&View>,
+    mean: &[f64],
+    invstd: &[f64],
+    training: bool,
+    nb: usize,
+    c: usize,
+    s: usize,
+    [gi, gw, gb]: [Option<&View>; 3],
+) -> Result<(), KernelError> {
+    let ct = F::DTYPE;
+    let (dy, x) = (Operand::of(grad_out, ct)?, Operand::of(input, ct)?);
+    let (dyp, xp) = (P(dy.ptr::<F>()), P(x.ptr::<F>()));
+    let w = channel_values(weight, c)?;
+    // per channel: sum(dy) and sum(dy * xhat)
+    let (mut sum_dy, mut sum_dyx) = (vec![0f64; c], vec![0f64; c]);
+    let (sp, sxp) = (P(sum_dy.as_mut_ptr()), P(sum_dyx.as_mut_ptr()));
+    par_ranges(c, 1, |chs| {
+        for ch in chs {
+            let (mut a, mut b) = (0f64, 0f64);
+            for i in 0..nb {
+                let (dys, xs) = unsafe { (dyp.slice((i * c + ch) * s, s), xp.slice((i * c + ch) * s, s)) };
+                for (d, xv) in dys.iter().zip(xs.iter()) {
+                    let d = d.to_f64();
+                    a += d;
+                    b += d * (xv.to_f64() - mean[ch]) * invstd[ch];
+                }
+            }
+            unsafe {
+                *sp.at(ch) = a;
+                *sxp.at(ch) = b;
+            }
+        }
+    });
+    if let Some(gi) = gi {
+        let o = Operand::output(gi, ct);
+        let op = P(o.ptr::<F>());
+        let count = (nb * s).max(1) as f64;
+        let (wr, sr, sxr) = (&w, &sum_dy, &sum_dyx);
+        par_ranges(nb * c, (1 << 14) / s.max(1) + 1, |planes| {
+            for pl in planes {
+                let ch = pl % c;
+                let k = invstd[ch] * wr.as_ref().map_or(1.0, |w| w[ch]);
+                unsafe {
+                    let (dys, xs, out) = (dyp.slice(pl * s, s), xp.slice(pl * s, s), op.slice(pl * s, s));
+                    for j in 0..s {
+                        let d = dys[j].to_f64();
+                        out[j] = F::c(if training {
+                            let xhat = (xs[j].to_f64() - mean[ch]) * invstd[ch];
+                            k * (d - sr[ch] / count - xhat * sxr[ch] / count)
+                        } else {
+                            k * d
+                        });
+                    }
+                }
+            }
+        });
+        o.finish(gi)?;
+    }
+    if let Some(gw) = gw {
+        store_channels(gw, &sum_dyx)?;
+    }
+    if let Some(gb) = gb {
+        store_channels(gb, &sum_dy)?;
+    }
+    Ok(())
+}

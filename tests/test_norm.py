@@ -1,0 +1,73 @@
+"""layer_norm and batch_norm (training and eval, running stats) on npu against
+PyTorch CPU, forward and backward."""
+import copy
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torch_npu  # noqa: F401
+from helpers import FLOATS, check, make, no_fallback  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("no_fallback")
+
+
+def tol(dtype, scale=1.0):
+    t = {torch.float16: dict(atol=5e-3, rtol=5e-3), torch.bfloat16: dict(atol=5e-2, rtol=5e-2),
+         torch.float32: dict(atol=1e-5, rtol=1e-5), torch.float64: dict(atol=1e-10, rtol=1e-10)}[dtype]
+    return {k: v * scale for k, v in t.items()}
+
+
+def compare(module, x, dtype, grad_scale=10.0):
+    module = module.to(dtype)
+    module_n = copy.deepcopy(module).npu()
+    a, an = x.to(dtype).clone().requires_grad_(), x.to(dtype).npu().requires_grad_()
+    y, yn = module(a), module_n(an)
+    check(yn, y, **tol(dtype))
+    g = make(y.shape, dtype, 9)
+    y.backward(g)
+    yn.backward(g.npu())
+    check(an.grad, a.grad, **tol(dtype, grad_scale))
+    for p, pn in zip(module.parameters(), module_n.parameters()):
+        check(pn.grad, p.grad, **tol(dtype, grad_scale * 10))
+    for b, bn in zip(module.buffers(), module_n.buffers()):
+        check(bn, b, **tol(dtype, grad_scale))
+    return module, module_n
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape,normalized", [((4, 6), (6,)), ((2, 3, 8), (8,)), ((2, 3, 4), (3, 4)), ((0, 5), (5,))])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_norm(dtype, shape, normalized, affine):
+    compare(torch.nn.LayerNorm(normalized, elementwise_affine=affine), make(shape, torch.float32, 1), dtype)
+
+
+def test_layer_norm_non_contiguous_and_errors():
+    x = make((6, 4), torch.float32, 2).t()
+    w, b = make((6,), torch.float32, 3), make((6,), torch.float32, 4)
+    check(F.layer_norm(x.npu(), (6,), w.npu(), b.npu()), F.layer_norm(x, (6,), w, b), **tol(torch.float32))
+    with pytest.raises(RuntimeError, match="normalized_shape"):
+        F.layer_norm(x.npu(), (5,))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("cls,shape", [(torch.nn.BatchNorm1d, (6, 4)), (torch.nn.BatchNorm1d, (5, 4, 7)),
+                                       (torch.nn.BatchNorm2d, (3, 4, 5, 5)), (torch.nn.BatchNorm3d, (2, 3, 2, 3, 3))])
+def test_batch_norm_training_and_eval(dtype, cls, shape):
+    torch.manual_seed(0)
+    module, module_n = compare(cls(shape[1]), make(shape, torch.float32, 1), dtype)
+    # eval uses (and keeps) the running stats the training step updated
+    module.eval()
+    module_n.eval()
+    x = make(shape, dtype, 5)
+    check(module_n(x.npu()), module(x), **tol(dtype, 10))
+    a, an = x.clone().requires_grad_(), x.npu().requires_grad_()
+    module(a).sum().backward()
+    module_n(an).sum().backward()
+    check(an.grad, a.grad, **tol(dtype, 10))
+
+
+def test_batch_norm_without_affine_or_running_stats():
+    for m in (torch.nn.BatchNorm2d(3, affine=False), torch.nn.BatchNorm2d(3, track_running_stats=False)):
+        compare(m, make((2, 3, 4, 4), torch.float32, 6), torch.float32)
+
