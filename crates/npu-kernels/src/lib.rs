@@ -24,6 +24,7 @@ mod math;
 mod matmul;
 mod norm;
 mod philox;
+mod pool;
 mod random;
 mod reduce;
 mod scalar;
@@ -46,6 +47,7 @@ pub use loss::{nll_loss, nll_loss_backward, Reduction};
 pub use matmul::matmul;
 pub use norm::{batch_norm, batch_norm_backward, layer_norm, layer_norm_backward};
 pub use philox::{philox4x32_10, PhiloxStream};
+pub use pool::{adaptive_avg_pool, avg_pool, avg_pool_backward, max_pool, max_pool_backward, PoolParams};
 pub use random::{
     bernoulli_scalar, bernoulli_tensor, cauchy, exponential, geometric, log_normal, normal,
     normal_tensor, random_from_to, random_full, randperm, uniform,

@@ -19,6 +19,7 @@ mod index;
 mod linalg;
 mod loss;
 mod norm;
+mod pool;
 mod reduce;
 mod promote;
 pub mod ctx;
@@ -257,7 +258,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for name in ["pow.Tensor_Tensor", "pow.Tensor_Scalar", "pow.Scalar"] {

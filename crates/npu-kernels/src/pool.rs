@@ -1,0 +1,422 @@
+//! Pooling over 1 to 3 spatial dims: max (with the indices of the maxima), average and
+//! adaptive average, forward and backward. Every dim before the spatial ones is a plane index
+//! (N, C), so any layout works: data are staged in logical order in f32 (f64 for f64) and
+//! walked one plane per task.
+
+use crate::dense::Operand;
+use crate::math::Float;
+use crate::view::{err, par_ranges, View};
+use crate::{DType, KernelError};
+
+/// Window parameters (one value per spatial dim).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PoolParams {
+    pub kernel: Vec<i64>,
+    pub stride: Vec<i64>,
+    pub padding: Vec<i64>,
+    pub dilation: Vec<i64>,
+    pub ceil_mode: bool,
+}
+
+impl PoolParams {
+    /// PyTorch's `pooling_output_shape` per dim (may be < 1 for an input too small).
+    pub fn output_size(&self, input: &[i64]) -> Vec<i64> {
+        (0..input.len())
+            .map(|d| {
+                let (k, s, p, dl) = (self.kernel[d], self.stride[d], self.padding[d], self.dilation[d]);
+                let span = input[d] + 2 * p - dl * (k - 1) - 1 + if self.ceil_mode { s - 1 } else { 0 };
+                let mut o = span.div_euclid(s) + 1;
+                // the last window must start inside the input or the left padding
+                if self.ceil_mode && (o - 1) * s >= input[d] + p {
+                    o -= 1;
+                }
+                o
+            })
+            .collect()
+    }
+
+    fn check(&self, op: &str, nd: usize) -> Result<(), KernelError> {
+        let lens = [self.kernel.len(), self.stride.len(), self.padding.len(), self.dilation.len()];
+        if !(1..=3).contains(&nd) || lens.iter().any(|&l| l != nd) {
+            return Err(err(op, format!("expected parameters for {nd} spatial dims, got {self:?}")));
+        }
+        if self.kernel.iter().chain(&self.stride).chain(&self.dilation).any(|&v| v < 1) || self.padding.iter().any(|&p| p < 0) {
+            return Err(err(op, format!("invalid pooling parameters {self:?}")));
+        }
+        if self.padding.iter().zip(&self.kernel).any(|(&p, &k)| p * 2 > k) {
+            return Err(err(op, "pad should be at most half of effective kernel size".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Sizes padded to 3 spatial dims.
+fn pad3(v: &[i64], fill: i64) -> [i64; 3] {
+    let mut out = [fill; 3];
+    out[3 - v.len()..].copy_from_slice(v);
+    out
+}
+
+/// The number of planes (the product of the dims before the `nd` spatial ones).
+fn planes(op: &str, v: &View, nd: usize) -> Result<usize, KernelError> {
+    if v.sizes.len() <= nd {
+        return Err(err(op, format!("expected leading dims and {nd} spatial dims, got {:?}", v.sizes)));
+    }
+    Ok(v.sizes[..v.sizes.len() - nd].iter().map(|&s| s as usize).product())
+}
+
+/// Leading dims followed by `spatial`.
+fn with_spatial(v: &View, nd: usize, spatial: Vec<i64>) -> Vec<i64> {
+    v.sizes[..v.sizes.len() - nd].iter().copied().chain(spatial).collect()
+}
+
+fn spatial(v: &View, nd: usize) -> &[i64] {
+    &v.sizes[v.sizes.len() - nd..]
+}
+
+fn compute_dtype(views: &[&View]) -> DType {
+    if views.iter().any(|v| v.dtype == DType::F64) {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+fn check_float(op: &str, views: &[&View]) -> Result<(), KernelError> {
+    for v in views {
+        v.validate(op)?;
+        if !v.dtype.is_floating() {
+            return Err(err(op, format!("\"{op}\" not implemented for '{}'", v.dtype.name())));
+        }
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy)]
+struct P<T>(*mut T);
+unsafe impl<T> Send for P<T> {}
+unsafe impl<T> Sync for P<T> {}
+impl<T> P<T> {
+    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
+    }
+}
+
+/// Every output position of one plane with the input positions of its window: calls
+/// `f(out_index, window)`; the window lists (flat input index) of valid positions, in order.
+fn windows(inp: [i64; 3], out: [i64; 3], p: &PoolParams, mut f: impl FnMut(usize, &[usize], i64)) {
+    let k = pad3(&p.kernel, 1);
+    let s = pad3(&p.stride, 1);
+    let pd = pad3(&p.padding, 0);
+    let dl = pad3(&p.dilation, 1);
+    let mut win = Vec::with_capacity((k[0] * k[1] * k[2]) as usize);
+    let mut o = 0usize;
+    for oz in 0..out[0] {
+        for oy in 0..out[1] {
+            for ox in 0..out[2] {
+                win.clear();
+                // the window's extent for count_include_pad (clipped to the padded input)
+                let mut padded = 1i64;
+                for (d, oc) in [oz, oy, ox].into_iter().enumerate() {
+                    let start = oc * s[d] - pd[d];
+                    let end = (start + (k[d] - 1) * dl[d] + 1).min(inp[d] + pd[d]);
+                    padded *= end - start;
+                }
+                for kz in 0..k[0] {
+                    let iz = oz * s[0] - pd[0] + kz * dl[0];
+                    if iz < 0 || iz >= inp[0] {
+                        continue;
+                    }
+                    for ky in 0..k[1] {
+                        let iy = oy * s[1] - pd[1] + ky * dl[1];
+                        if iy < 0 || iy >= inp[1] {
+                            continue;
+                        }
+                        for kx in 0..k[2] {
+                            let ix = ox * s[2] - pd[2] + kx * dl[2];
+                            if ix < 0 || ix >= inp[2] {
+                                continue;
+                            }
+                            win.push(((iz * inp[1] + iy) * inp[2] + ix) as usize);
+                        }
+                    }
+                }
+                f(o, &win, padded);
+                o += 1;
+            }
+        }
+    }
+}
+
+/// Max pooling: `out` and `indices` (i64, flat index within the input plane) are
+/// `[B, out_spatial..]`, `input` is `[B, in_spatial..]`. NaN wins; ties keep the first maximum.
+pub fn max_pool(out: &View, indices: &View, input: &View, p: &PoolParams) -> Result<(), KernelError> {
+    const OP: &str = "max_pool";
+    let nd = p.kernel.len();
+    p.check(OP, nd)?;
+    check_float(OP, &[out, input])?;
+    indices.validate(OP)?;
+    let b = planes(OP, input, nd)?;
+    let want = with_spatial(input, nd, p.output_size(spatial(input, nd)));
+    if out.sizes != want || indices.sizes != want || indices.dtype != DType::I64 || !indices.is_contiguous() {
+        return Err(err(OP, format!("expected contiguous i64 indices and an output of {want:?}")));
+    }
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    match compute_dtype(&[out, input]) {
+        DType::F64 => max_forward::<f64>(out, indices, input, p, b),
+        _ => max_forward::<f32>(out, indices, input, p, b),
+    }
+}
+
+fn max_forward<F: Float>(out: &View, indices: &View, input: &View, p: &PoolParams, b: usize) -> Result<(), KernelError> {
+    let ct = F::DTYPE;
+    let x = Operand::of(input, ct)?;
+    let y = Operand::output(out, ct);
+    let nd = p.kernel.len();
+    let (inp, outs) = (pad3(spatial(input, nd), 1), pad3(spatial(out, nd), 1));
+    let (il, ol) = ((inp[0] * inp[1] * inp[2]) as usize, (outs[0] * outs[1] * outs[2]) as usize);
+    let (xp, yp, ip) = (P(x.ptr::<F>()), P(y.ptr::<F>()), P(indices.ptr as *mut i64));
+    par_ranges(b, 1, |range| {
+        for pl in range {
+            let (xs, ys, is) = unsafe { (xp.slice(pl * il, il), yp.slice(pl * ol, ol), ip.slice(pl * ol, ol)) };
+            windows(inp, outs, p, |o, win, _| {
+                let (mut best, mut at) = (-F::INFINITY, win.first().copied().unwrap_or(0));
+                for &i in win {
+                    let v = xs[i];
+                    if v > best || v.is_nan() {
+                        best = v;
+                        at = i;
+                        if v.is_nan() {
+                            break;
+                        }
+                    }
+                }
+                ys[o] = best;
+                is[o] = at as i64;
+            });
+        }
+    });
+    y.finish(out)
+}
+
+/// `grad_input[b, indices[b, o]] += grad_out[b, o]` (zero elsewhere).
+/// `nd` is the number of spatial dims.
+pub fn max_pool_backward(grad_input: &View, grad_out: &View, indices: &View, nd: usize) -> Result<(), KernelError> {
+    const OP: &str = "max_pool_backward";
+    check_float(OP, &[grad_input, grad_out])?;
+    indices.validate(OP)?;
+    let lead = grad_input.sizes.len().saturating_sub(nd);
+    if grad_out.sizes != indices.sizes
+        || indices.dtype != DType::I64
+        || grad_input.sizes.len() != grad_out.sizes.len()
+        || lead == 0
+        || grad_input.sizes[..lead] != grad_out.sizes[..lead]
+    {
+        return Err(err(OP, format!("grad_output {:?} and indices {:?} do not match", grad_out.sizes, indices.sizes)));
+    }
+    grad_input.check_writable(OP)?;
+    match compute_dtype(&[grad_input, grad_out]) {
+        DType::F64 => max_backward::<f64>(grad_input, grad_out, indices, nd),
+        _ => max_backward::<f32>(grad_input, grad_out, indices, nd),
+    }
+}
+
+fn max_backward<F: Float>(grad_input: &View, grad_out: &View, indices: &View, nd: usize) -> Result<(), KernelError> {
+    let ct = F::DTYPE;
+    let b = planes("max_pool_backward", grad_out, nd)?;
+    let il: usize = spatial(grad_input, nd).iter().map(|&s| s as usize).product();
+    let ol: usize = spatial(grad_out, nd).iter().map(|&s| s as usize).product();
+    let dy = Operand::of(grad_out, ct)?;
+    let idx = Operand::of(indices, DType::I64)?;
+    let gi = Operand::output(grad_input, ct);
+    let (dyp, ip, gp) = (P(dy.ptr::<F>()), P(idx.ptr::<i64>()), P(gi.ptr::<F>()));
+    let bad = std::sync::Mutex::new(None::<i64>);
+    par_ranges(b, 1, |range| {
+        for pl in range {
+            let (dys, is, gs) = unsafe { (dyp.slice(pl * ol, ol), ip.slice(pl * ol, ol), gp.slice(pl * il, il)) };
+            gs.fill(F::ZERO);
+            for (&g, &i) in dys.iter().zip(is.iter()) {
+                if i < 0 || i as usize >= il {
+                    *bad.lock().unwrap_or_else(|e| e.into_inner()) = Some(i);
+                    continue;
+                }
+                gs[i as usize] = gs[i as usize] + g;
+            }
+        }
+    });
+    if let Some(i) = bad.into_inner().unwrap_or_else(|e| e.into_inner()) {
+        return Err(err("max_pool_backward", format!("index {i} out of range for a plane of {il} elements")));
+    }
+    gi.finish(grad_input)
+}
+
+/// Average pooling (no dilation): the divisor is `divisor_override`, else the window size
+/// clipped to the padded input (`count_include_pad`) or to the input.
+pub fn avg_pool(out: &View, input: &View, p: &PoolParams, count_include_pad: bool, divisor_override: Option<i64>) -> Result<(), KernelError> {
+    const OP: &str = "avg_pool";
+    let nd = p.kernel.len();
+    p.check(OP, nd)?;
+    check_float(OP, &[out, input])?;
+    let b = planes(OP, input, nd)?;
+    let want = with_spatial(input, nd, p.output_size(spatial(input, nd)));
+    if out.sizes != want {
+        return Err(err(OP, format!("expected an output of {want:?}, got {:?}", out.sizes)));
+    }
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    match compute_dtype(&[out, input]) {
+        DType::F64 => avg::<f64>(out, input, p, count_include_pad, divisor_override, b, false),
+        _ => avg::<f32>(out, input, p, count_include_pad, divisor_override, b, false),
+    }
+}
+
+/// The gradient of [`avg_pool`]: each output's gradient spread evenly over its window.
+pub fn avg_pool_backward(grad_input: &View, grad_out: &View, p: &PoolParams, count_include_pad: bool, divisor_override: Option<i64>) -> Result<(), KernelError> {
+    const OP: &str = "avg_pool_backward";
+    let nd = p.kernel.len();
+    p.check(OP, nd)?;
+    check_float(OP, &[grad_input, grad_out])?;
+    let b = planes(OP, grad_input, nd)?;
+    let want = with_spatial(grad_input, nd, p.output_size(spatial(grad_input, nd)));
+    if grad_out.sizes != want {
+        return Err(err(OP, format!("expected grad_output of {want:?}, got {:?}", grad_out.sizes)));
+    }
+    grad_input.check_writable(OP)?;
+    match compute_dtype(&[grad_input, grad_out]) {
+        DType::F64 => avg::<f64>(grad_out, grad_input, p, count_include_pad, divisor_override, b, true),
+        _ => avg::<f32>(grad_out, grad_input, p, count_include_pad, divisor_override, b, true),
+    }
+}
+
+/// Forward (`backward == false`: `small` = out, `large` = input) or backward (`small` =
+/// grad_out, `large` = grad_input, written).
+#[allow(clippy::too_many_arguments)]
+fn avg<F: Float>(small: &View, large: &View, p: &PoolParams, include_pad: bool, divisor: Option<i64>, b: usize, backward: bool) -> Result<(), KernelError> {
+    let ct = F::DTYPE;
+    let nd = p.kernel.len();
+    let (inp, outs) = (pad3(spatial(large, nd), 1), pad3(spatial(small, nd), 1));
+    let (il, ol) = ((inp[0] * inp[1] * inp[2]) as usize, (outs[0] * outs[1] * outs[2]) as usize);
+    let (src, dst) = if backward {
+        (Operand::of(small, ct)?, Operand::output(large, ct))
+    } else {
+        (Operand::of(large, ct)?, Operand::output(small, ct))
+    };
+    let (sp, dp) = (P(src.ptr::<F>()), P(dst.ptr::<F>()));
+    par_ranges(b, 1, |range| {
+        for pl in range {
+            let (big, little) = if backward {
+                unsafe { (dp.slice(pl * il, il), sp.slice(pl * ol, ol)) }
+            } else {
+                unsafe { (sp.slice(pl * il, il), dp.slice(pl * ol, ol)) }
+            };
+            if backward {
+                big.fill(F::ZERO);
+            }
+            windows(inp, outs, p, |o, win, padded| {
+                let div = divisor.unwrap_or(if include_pad { padded } else { win.len() as i64 });
+                let inv = F::ONE / F::c(div as f64);
+                if backward {
+                    let g = little[o] * inv;
+                    for &i in win {
+                        big[i] = big[i] + g;
+                    }
+                } else {
+                    let mut s = F::ZERO;
+                    for &i in win {
+                        s = s + big[i];
+                    }
+                    little[o] = s * inv;
+                }
+            });
+        }
+    });
+    if backward {
+        dst.finish(large)
+    } else {
+        dst.finish(small)
+    }
+}
+
+/// Adaptive average pooling of planes `[B, in..]` to `[B, out..]`: window `o` of a dim covers
+/// `floor(o * I / O) .. ceil((o + 1) * I / O)`. With `backward`, `out` is grad_output and
+/// `input` grad_input (written). `nd` is the number of spatial dims.
+pub fn adaptive_avg_pool(out: &View, input: &View, nd: usize, backward: bool) -> Result<(), KernelError> {
+    const OP: &str = "adaptive_avg_pool";
+    check_float(OP, &[out, input])?;
+    let lead = input.sizes.len().saturating_sub(nd);
+    if !(1..=3).contains(&nd) || lead == 0 || out.sizes.len() != input.sizes.len() || out.sizes[..lead] != input.sizes[..lead] {
+        return Err(err(OP, format!("expected planes of equal count, got {:?} and {:?}", input.sizes, out.sizes)));
+    }
+    if backward {
+        input.check_writable(OP)?;
+    } else {
+        out.check_writable(OP)?;
+    }
+    if out.numel() == 0 && !backward {
+        return Ok(());
+    }
+    let ct = compute_dtype(&[out, input]);
+    match ct {
+        DType::F64 => adaptive::<f64>(out, input, nd, backward),
+        _ => adaptive::<f32>(out, input, nd, backward),
+    }
+}
+
+fn adaptive<F: Float>(out: &View, input: &View, nd: usize, backward: bool) -> Result<(), KernelError> {
+    let ct = F::DTYPE;
+    let (inp, outs) = (pad3(spatial(input, nd), 1), pad3(spatial(out, nd), 1));
+    let b = planes("adaptive_avg_pool", input, nd)?;
+    let (il, ol) = ((inp[0] * inp[1] * inp[2]) as usize, (outs[0] * outs[1] * outs[2]) as usize);
+    let range = |o: i64, i: i64, n: i64| ((o * i).div_euclid(n), ((o + 1) * i + n - 1).div_euclid(n));
+    let (src, dst) = if backward { (Operand::of(out, ct)?, Operand::output(input, ct)) } else { (Operand::of(input, ct)?, Operand::output(out, ct)) };
+    let (sp, dp) = (P(src.ptr::<F>()), P(dst.ptr::<F>()));
+    par_ranges(b, 1, |planes| {
+        for pl in planes {
+            let (big, little) = if backward {
+                unsafe { (dp.slice(pl * il, il), sp.slice(pl * ol, ol)) }
+            } else {
+                unsafe { (sp.slice(pl * il, il), dp.slice(pl * ol, ol)) }
+            };
+            if backward {
+                big.fill(F::ZERO);
+            }
+            let mut o = 0;
+            for oz in 0..outs[0] {
+                let (z0, z1) = range(oz, inp[0], outs[0]);
+                for oy in 0..outs[1] {
+                    let (y0, y1) = range(oy, inp[1], outs[1]);
+                    for ox in 0..outs[2] {
+                        let (x0, x1) = range(ox, inp[2], outs[2]);
+                        let inv = F::ONE / F::c(((z1 - z0) * (y1 - y0) * (x1 - x0)) as f64);
+                        let mut s = F::ZERO;
+                        let g = if backward { little[o] * inv } else { F::ZERO };
+                        for z in z0..z1 {
+                            for y in y0..y1 {
+                                for x in x0..x1 {
+                                    let i = ((z * inp[1] + y) * inp[2] + x) as usize;
+                                    if backward {
+                                        big[i] = big[i] + g;
+                                    } else {
+                                        s = s + big[i];
+                                    }
+                                }
+                            }
+                        }
+                        if !backward {
+                            little[o] = s * inv;
+                        }
+                        o += 1;
+                    }
+                }
+            }
+        }
+    });
+    if backward {
+        dst.finish(input)
+    } else {
+        dst.finish(out)
+    }
+}
