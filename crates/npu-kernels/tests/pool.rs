@@ -1,0 +1,159 @@
+//! Pooling kernels against naive references written from the definitions.
+
+mod common;
+
+use common::*;
+use npu_kernels::{adaptive_avg_pool, avg_pool, avg_pool_backward, max_pool, max_pool_backward, DType, PoolParams, View};
+use proptest::prelude::*;
+
+fn tensor(sizes: &[i64], seed: u64) -> (Buf, View, Vec<f64>) {
+    let (mut b, v) = Buf::contiguous(DType::F64, sizes);
+    let mut r = Rng(seed);
+    let n = v.numel();
+    // distinct values, so the maximum is unique
+    let mut vals: Vec<f64> = (0..n).map(|i| i as f64 * 0.5 - 3.0).collect();
+    for i in (1..n).rev() {
+        vals.swap(i, (r.next() % (i as u64 + 1)) as usize);
+    }
+    for (i, &x) in vals.iter().enumerate() {
+        b.set(i as i64, &write(DType::F64, V::F(x)));
+    }
+    (b, v, vals)
+}
+
+/// Input positions (flat) of output position `o` (multi-index), and the padded window size.
+fn window(inp: &[i64], o: &[i64], p: &PoolParams) -> (Vec<usize>, i64) {
+    let nd = inp.len();
+    let mut out = vec![];
+    let mut padded = 1;
+    for d in 0..nd {
+        let start = o[d] * p.stride[d] - p.padding[d];
+        let end = (start + (p.kernel[d] - 1) * p.dilation[d] + 1).min(inp[d] + p.padding[d]);
+        padded *= end - start;
+    }
+    for k in indices(&p.kernel) {
+        let pos: Vec<i64> = (0..nd).map(|d| o[d] * p.stride[d] - p.padding[d] + k[d] * p.dilation[d]).collect();
+        if pos.iter().zip(inp).all(|(&x, &n)| x >= 0 && x < n) {
+            out.push(offset_of(&pos, &contiguous_strides(inp)) as usize);
+        }
+    }
+    (out, padded)
+}
+
+fn params() -> impl Strategy<Value = (Vec<i64>, PoolParams)> {
+    (1usize..=3).prop_flat_map(|nd| {
+        (
+            prop::collection::vec(2i64..7, nd),
+            prop::collection::vec(1i64..4, nd),
+            prop::collection::vec(1i64..3, nd),
+            prop::collection::vec(0i64..2, nd),
+            prop::collection::vec(1i64..3, nd),
+            any::<bool>(),
+        )
+            .prop_map(|(inp, kernel, stride, padding, dilation, ceil_mode)| {
+                let padding = padding.iter().zip(&kernel).map(|(&p, &k)| p.min(k / 2)).collect();
+                (inp, PoolParams { kernel, stride, padding, dilation, ceil_mode })
+            })
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn pooling_matches_reference((inp, p) in params(), planes in 1i64..3, include_pad in any::<bool>(), seed in any::<u64>()) {
+        let osp = p.output_size(&inp);
+        prop_assume!(osp.iter().all(|&o| o > 0));
+        let sizes: Vec<i64> = std::iter::once(planes).chain(inp.clone()).collect();
+        let osizes: Vec<i64> = std::iter::once(planes).chain(osp.clone()).collect();
+        let (_x, xv, x) = tensor(&sizes, seed);
+        let (il, ol) = (inp.iter().product::<i64>() as usize, osp.iter().product::<i64>() as usize);
+        // max
+        let (yb, yv) = Buf::contiguous(DType::F64, &osizes);
+        let (ib, iv) = Buf::contiguous(DType::I64, &osizes);
+        max_pool(&yv, &iv, &xv, &p).unwrap();
+        let (mut want_y, mut want_i) = (vec![], vec![]);
+        for pl in 0..planes as usize {
+            for o in indices(&osp) {
+                let (w, _) = window(&inp, &o, &p);
+                let best = w.iter().copied().max_by(|&a, &b| x[pl * il + a].partial_cmp(&x[pl * il + b]).unwrap()).unwrap();
+                want_y.push(x[pl * il + best]);
+                want_i.push(best as f64);
+            }
+        }
+        prop_assert_eq!(yb.f64s(), want_y);
+        prop_assert_eq!(ib.f64s(), want_i.clone());
+        // max backward: scatter-add at the indices
+        let (_g, gv, g) = tensor(&osizes, seed + 1);
+        let (gib, giv) = Buf::contiguous(DType::F64, &sizes);
+        max_pool_backward(&giv, &gv, &iv, inp.len()).unwrap();
+        let mut want = vec![0.0; planes as usize * il];
+        for pl in 0..planes as usize {
+            for o in 0..ol {
+                want[pl * il + want_i[pl * ol + o] as usize] += g[pl * ol + o];
+            }
+        }
+        prop_assert_eq!(gib.f64s(), want);
+        // average (no dilation)
+        let p = PoolParams { dilation: vec![1; inp.len()], ..p };
+        let osp = p.output_size(&inp);
+        prop_assume!(osp.iter().all(|&o| o > 0));
+        let osizes: Vec<i64> = std::iter::once(planes).chain(osp.clone()).collect();
+        let ol = osp.iter().product::<i64>() as usize;
+        let (ab, av) = Buf::contiguous(DType::F64, &osizes);
+        avg_pool(&av, &xv, &p, include_pad, None).unwrap();
+        let (_g, gv, g) = tensor(&osizes, seed + 2);
+        let (gib, giv) = Buf::contiguous(DType::F64, &sizes);
+        avg_pool_backward(&giv, &gv, &p, include_pad, None).unwrap();
+        let (mut want, mut want_g) = (vec![], vec![0.0; planes as usize * il]);
+        for pl in 0..planes as usize {
+            for (k, o) in indices(&osp).iter().enumerate() {
+                let (w, padded) = window(&inp, o, &p);
+                let div = if include_pad { padded as f64 } else { w.len() as f64 };
+                want.push(w.iter().map(|&i| x[pl * il + i]).sum::<f64>() / div);
+                for &i in &w {
+                    want_g[pl * il + i] += g[pl * ol + k] / div;
+                }
+            }
+        }
+        for (a, b) in ab.f64s().iter().zip(&want) {
+            prop_assert!((a - b).abs() < 1e-12);
+        }
+        for (a, b) in gib.f64s().iter().zip(&want_g) {
+            prop_assert!((a - b).abs() < 1e-12);
+        }
+    }
+}
+
+#[test]
+fn adaptive_average_matches_reference() {
+    let (inp, outp) = ([7i64, 5], [3i64, 2]);
+    let (_x, xv, x) = tensor(&[2, 7, 5], 3);
+    let (yb, yv) = Buf::contiguous(DType::F64, &[2, 3, 2]);
+    adaptive_avg_pool(&yv, &xv, 2, false).unwrap();
+    let mut want = vec![];
+    for pl in 0..2usize {
+        for oy in 0..outp[0] {
+            for ox in 0..outp[1] {
+                let (y0, y1) = (oy * inp[0] / outp[0], ((oy + 1) * inp[0] + outp[0] - 1) / outp[0]);
+                let (x0, x1) = (ox * inp[1] / outp[1], ((ox + 1) * inp[1] + outp[1] - 1) / outp[1]);
+                let mut s = 0.0;
+                for y in y0..y1 {
+                    for xx in x0..x1 {
+                        s += x[pl * 35 + (y * 5 + xx) as usize];
+                    }
+                }
+                want.push(s / ((y1 - y0) * (x1 - x0)) as f64);
+            }
+        }
+    }
+    for (a, b) in yb.f64s().iter().zip(&want) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    // backward of the mean: each input gets g / window size of every window it is in
+    let (gb, gv) = Buf::contiguous(DType::F64, &[2, 7, 5]);
+    adaptive_avg_pool(&yv, &gv, 2, true).unwrap();
+    let total: f64 = gb.f64s().iter().sum();
+    let want_total: f64 = yb.f64s().iter().sum();
+    assert!((total - want_total).abs() < 1e-9, "the gradient sums to the sum of grad_output");
+}
