@@ -252,12 +252,12 @@ int tnpu_cx_arg_tensor_list_item(void* ctx, int i, int item, TnpuTensor* out) {
 int tnpu_cx_arg_generator(void* ctx, int i, int32_t device, uint64_t increment, uint64_t* seed,
                           uint64_t* offset) {
   return guarded(ctx, [&] {
-    auto& v = ctx_of(ctx).arg(i);
+    // i < 0: the op has no generator argument; use the device's default generator
     at::Generator gen;
-    if (v.isNone()) {
+    if (i < 0 || ctx_of(ctx).arg(i).isNone()) {
       gen = torch_npu::default_generator(static_cast<c10::DeviceIndex>(device));
     } else {
-      gen = v.toGenerator();
+      gen = ctx_of(ctx).arg(i).toGenerator();
       TORCH_CHECK(gen.device().type() == torch_npu::kNpu,
                   "Expected a 'npu' device type for generator but found '", gen.device().type(),
                   "'");

@@ -296,6 +296,16 @@ impl Ctx {
         Ok((seed, offset))
     }
 
+    /// (seed, offset) of the device's default generator, for ops without a generator argument.
+    pub fn default_generator(&self, device: i32, increment: u64) -> Result<(u64, u64)> {
+        let (mut seed, mut offset) = (0u64, 0u64);
+        let st = unsafe { tnpu_cx_arg_generator(self.raw, -1, device, increment, &mut seed, &mut offset) };
+        if st != 0 {
+            return Err(accessor_failed());
+        }
+        Ok((seed, offset))
+    }
+
     /// A new npu tensor (contiguous unless `strides` is given), appended to the results.
     pub fn new_output(
         &self,

@@ -117,3 +117,148 @@ pub fn cat(ctx: &Ctx) -> Result<()> {
 pub fn cat_out(ctx: &Ctx) -> Result<()> {
     cat_impl(ctx, Variant::Out)
 }
+
+/// `v` with its leading dims merged into one (`[prod(lead), rest..]`), if its strides allow
+/// it without a copy.
+fn merge_leading(v: &View, keep: usize) -> Option<View> {
+    let r = v.sizes.len();
+    if r < keep {
+        return None;
+    }
+    let lead = r - keep;
+    let n: i64 = v.sizes[..lead].iter().product();
+    // the innermost leading dim's stride, and each outer one must be its inner neighbour's
+    // stride times its size (size-1 dims may have any stride)
+    let mut stride = if lead == 0 { 1 } else { v.strides[lead - 1] };
+    let mut expect = None::<i64>;
+    for d in (0..lead).rev() {
+        if v.sizes[d] == 1 {
+            continue;
+        }
+        match expect {
+            Some(e) if v.strides[d] != e => return None,
+            None => stride = v.strides[d],
+            _ => {}
+        }
+        expect = Some(v.strides[d] * v.sizes[d]);
+    }
+    let sizes = std::iter::once(n).chain(v.sizes[lead..].iter().copied()).collect();
+    let strides = std::iter::once(stride).chain(v.strides[lead..].iter().copied()).collect();
+    Some(View { sizes, strides, ..v.clone() })
+}
+
+fn index_tensor(op: &str, t: &Tensor) -> Result<()> {
+    if !matches!(t.dtype(), DType::I64 | DType::I32) {
+        return Err(Error::runtime(format!(
+            "{op}: Expected tensor for argument #1 'indices' to have one of the following scalar types: Long, Int; but got {} instead",
+            t.dtype().name()
+        )));
+    }
+    Ok(())
+}
+
+/// index_select(self, dim, index) and index_select.out.
+fn index_select_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
+    let op = ctx.op.clone();
+    let (src, index) = (ctx.tensor(0)?, ctx.tensor(2)?);
+    let device = common_device(&op, &[&src, &index])?;
+    index_tensor(&op, &index)?;
+    if index.sizes().len() > 1 {
+        return Err(Error::index(format!("{op}: index_select(): Index is supposed to be a vector")));
+    }
+    let dim = super::softmax::wrap_dim(&op, ctx.int(1), src.sizes().len())?;
+    let mut sizes = src.sizes().to_vec();
+    if !sizes.is_empty() {
+        sizes[dim] = index.numel() as i64;
+    } else if index.numel() != 1 {
+        return Err(Error::index(format!("{op}: index_select(): Index to scalar can have only 1 value, got {} value(s)", index.numel())));
+    }
+    let out = output(ctx, variant, &sizes, src.dtype(), device)?;
+    if out.dtype() != src.dtype() {
+        return Err(Error::runtime(format!("{op}: index_select(): self and result must have the same scalar type")));
+    }
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    if src.sizes().get(dim).copied().unwrap_or(1) == 0 {
+        return Err(Error::index(format!("{op}: index_select(): self indexing axis dim should be positive")));
+    }
+    let (d, s, i) = (out.view.clone(), src.view, index.view);
+    launch(&op, device, move || npu_kernels::index_select(&d, &s, dim, &i).map_err(|e| e.0))
+}
+
+pub fn index_select(ctx: &Ctx) -> Result<()> {
+    index_select_impl(ctx, Variant::Functional)
+}
+
+pub fn index_select_out(ctx: &Ctx) -> Result<()> {
+    index_select_impl(ctx, Variant::Out)
+}
+
+/// embedding_dense_backward(grad_output, indices, num_weights, padding_idx,
+/// scale_grad_by_freq): the rows of grad_output summed into the rows of the weight they came
+/// from.
+pub fn embedding_dense_backward(ctx: &Ctx) -> Result<()> {
+    let op = ctx.op.clone();
+    let (g, indices) = (ctx.tensor(0)?, ctx.tensor(1)?);
+    let device = common_device(&op, &[&g, &indices])?;
+    index_tensor(&op, &indices)?;
+    let (num, padding, by_freq) = (ctx.int(2), ctx.int(3), ctx.bool(4));
+    if !g.dtype().is_floating() {
+        return Err(Error::use_fallback("non-float gradient"));
+    }
+    let d = *g.sizes().last().unwrap_or(&1);
+    let (Some(src), Some(idx)) = (merge_leading(&g.view, 1), merge_leading(&indices.view, 0)) else {
+        return Err(Error::use_fallback("layouts that do not flatten"));
+    };
+    if src.sizes[0] != idx.sizes[0] {
+        return Err(Error::runtime(format!("{op}: grad_output {:?} does not match indices {:?}", g.sizes(), indices.sizes())));
+    }
+    let out = ctx.new_output(&[num, d], None, g.dtype(), device)?;
+    let dst = out.view.clone();
+    let skip = (padding >= 0).then_some(padding);
+    launch(&op, device, move || {
+        npu_kernels::fill(&dst, npu_kernels::Scalar::Int(0)).map_err(|e| e.0)?;
+        npu_kernels::index_add(&dst, 0, &idx, &src, 1.0, skip, by_freq).map_err(|e| e.0)
+    })
+}
+
+/// index_add(self, dim, index, source, *, alpha), index_add_ and index_add.out.
+fn index_add_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
+    let op = ctx.op.clone();
+    let (s, index, source) = (ctx.tensor(0)?, ctx.tensor(2)?, ctx.tensor(3)?);
+    let device = common_device(&op, &[&s, &index, &source])?;
+    index_tensor(&op, &index)?;
+    if !s.dtype().is_floating() || source.dtype() != s.dtype() {
+        return Err(Error::use_fallback("non-float or mixed dtypes"));
+    }
+    let alpha = ctx.scalar_f64(4)?;
+    let dim = super::softmax::wrap_dim(&op, ctx.int(1), s.sizes().len())?;
+    let out = match variant {
+        Variant::InPlace => {
+            ctx.return_arg(0);
+            s.clone()
+        }
+        _ => output(ctx, variant, s.sizes(), s.dtype(), device)?,
+    };
+    let (d, self_view, i, src) = (out.view.clone(), s.view.clone(), index.view, source.view);
+    let copy_self = variant != Variant::InPlace;
+    launch(&op, device, move || {
+        if copy_self {
+            npu_kernels::copy(&d, &self_view).map_err(|e| e.0)?;
+        }
+        npu_kernels::index_add(&d, dim, &i, &src, alpha, None, false).map_err(|e| e.0)
+    })
+}
+
+pub fn index_add(ctx: &Ctx) -> Result<()> {
+    index_add_impl(ctx, Variant::Functional)
+}
+
+pub fn index_add_(ctx: &Ctx) -> Result<()> {
+    index_add_impl(ctx, Variant::InPlace)
+}
+
+pub fn index_add_out(ctx: &Ctx) -> Result<()> {
+    index_add_impl(ctx, Variant::Out)
+}

@@ -26,8 +26,9 @@ pub mod ctx;
 mod fill;
 mod random;
 pub mod shape;
-mod softmax;
+pub mod softmax;
 mod ternary;
+mod tri;
 
 pub use ctx::{Ctx, DeviceKind, Tensor};
 
@@ -74,6 +75,8 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("normal.Tensor_float", random::normal_tensor_float),
     ("normal.float_Tensor", random::normal_float_tensor),
     ("normal.Tensor_Tensor", random::normal_tensor_tensor),
+    ("native_dropout", random::native_dropout),
+    ("native_dropout_backward", random::native_dropout_backward),
     ("sum", reduce::sum),
     ("sum.dim_IntList", reduce::sum_dim),
     ("sum.IntList_out", reduce::sum_out),
@@ -84,6 +87,12 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("masked_select", index::masked_select),
     ("cat", index::cat),
     ("cat.out", index::cat_out),
+    ("index_select", index::index_select),
+    ("index_select.out", index::index_select_out),
+    ("embedding_dense_backward", index::embedding_dense_backward),
+    ("index_add", index::index_add),
+    ("index_add_", index::index_add_),
+    ("index_add.out", index::index_add_out),
     ("convolution_overrideable", conv::convolution),
     ("convolution_backward_overrideable", conv::convolution_backward),
     ("mm", linalg::mm),
@@ -258,7 +267,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for name in ["pow.Tensor_Tensor", "pow.Tensor_Scalar", "pow.Scalar"] {

@@ -1,7 +1,7 @@
 //! In-place random ops on the device generator. Each reserves its Philox counters on the
 //! host, in call order, so results are reproducible under `torch.npu.manual_seed` whatever
 //! the device does concurrently.
-use npu_kernels::{DType, KernelError, View};
+use npu_kernels::{BinaryOp, DType, KernelError, Scalar, View};
 
 use super::shape::{broadcast_shapes, expand_to};
 use super::{common_device, launch, Ctx, Tensor};
@@ -258,4 +258,65 @@ pub fn normal_float_tensor(ctx: &Ctx) -> Result<()> {
 
 pub fn normal_tensor_tensor(ctx: &Ctx) -> Result<()> {
     normal_out_of_place(ctx, Ok(ctx.tensor(0)?), Ok(ctx.tensor(1)?))
+}
+
+/// native_dropout(input, p, train?) -> (output, mask): with training (or `train` None), keep
+/// each element with probability 1 - p and scale it by 1 / (1 - p); else copy.
+pub fn native_dropout(ctx: &Ctx) -> Result<()> {
+    let op = ctx.op.clone();
+    let x = ctx.tensor(0)?;
+    let device = common_device(&op, &[&x])?;
+    let p = ctx.double(1);
+    let train = ctx.is_none(2) || ctx.bool(2);
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::runtime(format!("{op}: dropout probability has to be between 0 and 1, but got {p}")));
+    }
+    if x.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    let out = ctx.new_output(x.sizes(), None, x.dtype(), device)?;
+    let mask = ctx.new_output(x.sizes(), None, DType::Bool, device)?;
+    if x.numel() == 0 {
+        return Ok(());
+    }
+    let (dtype, numel) = (x.dtype(), x.numel());
+    let (o, m, xv) = (out.view, mask.view, x.view);
+    if !train {
+        return launch(&op, device, move || {
+            npu_kernels::copy(&o, &xv).map_err(|e| e.0)?;
+            npu_kernels::fill(&m, Scalar::Bool(true)).map_err(|e| e.0)
+        });
+    }
+    let keep = 1.0 - p;
+    let scale = if keep == 0.0 { 0.0 } else { 1.0 / keep };
+    let (seed, offset) = ctx.default_generator(device, counters(numel))?;
+    launch(&op, device, move || {
+        npu_kernels::bernoulli_scalar(&m, keep, seed, offset).map_err(|e| e.0)?;
+        npu_kernels::binary(BinaryOp::Mul, &o, &xv, &m, Scalar::Int(1), dtype).map_err(|e| e.0)?;
+        npu_kernels::binary_scalar(BinaryOp::Mul, &o, &o, Scalar::Float(scale), Scalar::Int(1), dtype).map_err(|e| e.0)
+    })
+}
+
+/// native_dropout_backward(grad_output, mask, scale) -> grad_output * mask * scale
+pub fn native_dropout_backward(ctx: &Ctx) -> Result<()> {
+    let op = ctx.op.clone();
+    let (g, mask) = (ctx.tensor(0)?, ctx.tensor(1)?);
+    let device = common_device(&op, &[&g, &mask])?;
+    let scale = ctx.double(2);
+    if mask.dtype() != DType::Bool {
+        return Err(Error::runtime(format!("{op}: Mask should be Bool Scalar Type {}", mask.dtype().name())));
+    }
+    if g.dtype().is_complex() || !g.dtype().is_floating() {
+        return Err(Error::use_fallback("non-float gradient"));
+    }
+    let sizes = broadcast_shapes(g.sizes(), mask.sizes(), &op)?;
+    let out = ctx.new_output(&sizes, None, g.dtype(), device)?;
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    let (o, gv, mv, dtype) = (out.view.clone(), expand_to(&g.view, &sizes, &op)?, expand_to(&mask.view, &sizes, &op)?, g.dtype());
+    launch(&op, device, move || {
+        npu_kernels::binary(BinaryOp::Mul, &o, &gv, &mv, Scalar::Int(1), dtype).map_err(|e| e.0)?;
+        npu_kernels::binary_scalar(BinaryOp::Mul, &o, &o, Scalar::Float(scale), Scalar::Int(1), dtype).map_err(|e| e.0)
+    })
 }
