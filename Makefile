@@ -7,7 +7,7 @@ DEPS := $(VENV)/.deps-installed
 # The extension must be compiled against the torch in .venv.
 BUILD_ENV := VIRTUAL_ENV=$(abspath $(VENV)) PATH=$(abspath $(VENV))/bin:$$PATH PYO3_PYTHON=$(PY)
 
-.PHONY: all build demo test test-rust test-python bench bench-quick clean
+.PHONY: all build demo test test-rust test-python bench bench-quick conformance clean
 
 all: build
 
@@ -40,6 +40,11 @@ bench: build
 
 bench-quick: build
 	$(PY) bench/run.py --quick
+
+# PyTorch's OpInfo database on the npu against CPU, fallback disabled; writes
+# conformance/report.json and prints the totals.
+conformance: build
+	$(PY) conformance/run.py
 
 clean:
 	rm -rf target $(VENV)

@@ -122,10 +122,17 @@ fn forward_body<F: Float>(op: Activation, a: &Arg<F>, out: &mut [F]) {
             let (t, v) = (F::c(threshold), F::c(value));
             map1!(a, out, |x: F| if x <= t { v } else { x })
         }
-        // NaN passes through, as in PyTorch's clamp
+        // clamp: min(max(x, lo), hi), so hi wins when lo > hi; NaN passes through
         Activation::Hardtanh { min, max } => {
             let (lo, hi) = (F::c(min), F::c(max));
-            map1!(a, out, |x: F| if x < lo { lo } else if x > hi { hi } else { x })
+            map1!(a, out, |x: F| {
+                let y = if x < lo { lo } else { x };
+                if y > hi {
+                    hi
+                } else {
+                    y
+                }
+            })
         }
         Activation::LeakyRelu { slope } => {
             let s = F::c(slope);
@@ -181,7 +188,7 @@ fn forward_int<I: Int>(op: Activation, dst: &View, src: &View) -> Result<(), Ker
                 }
                 Activation::Hardtanh { min, max } => {
                     let (lo, hi) = (cast(min), cast(max));
-                    map1!(a, out, |x: I| if x < lo { lo } else if x > hi { hi } else { x })
+                    map1!(a, out, |x: I| x.max(lo).min(hi))
                 }
                 _ => unreachable!("checked by activation()"),
             }

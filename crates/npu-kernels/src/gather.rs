@@ -113,6 +113,12 @@ pub fn index_add(
     const OP: &str = "index_add";
     dst.validate(OP)?;
     src.validate(OP)?;
+    if dst.sizes.is_empty() {
+        // a 0-dim tensor indexes like a vector of one
+        let one = |v: &View| View { sizes: vec![1], strides: vec![1], ..v.clone() };
+        let s = if src.sizes.is_empty() { one(src) } else { src.clone() };
+        return index_add(&one(dst), 0, index, &s, alpha, skip, scale_by_count);
+    }
     if !dst.dtype.is_floating() || dim >= dst.sizes.len().max(1) || src.sizes.len() != dst.sizes.len() {
         return Err(err(OP, format!("expected floating tensors of equal rank, got {:?} {} and {:?}", dst.sizes, dst.dtype.name(), src.sizes)));
     }

@@ -40,7 +40,10 @@ fn check_tensors(op: &str, tensors: &[&Tensor]) -> Result<i32> {
         return Err(Error::not_implemented(format!("{op}: complex convolution is not supported on the NPU")));
     }
     if !dtype.is_floating() {
-        return Err(Error::runtime(format!("{op}: \"slow_conv2d_cpu\" not implemented for '{}'", dtype.name())));
+        return Err(Error::not_implemented(format!(
+            "{op}: convolution of {} tensors is not supported on the NPU yet (float dtypes are)",
+            dtype.name()
+        )));
     }
     Ok(device)
 }

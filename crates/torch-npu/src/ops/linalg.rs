@@ -189,15 +189,7 @@ fn product(ctx: &Ctx, form: Form, variant: Variant) -> Result<()> {
     } else {
         (Scalar::Int(0), Scalar::Int(1))
     };
-    if !dtype.is_floating() {
-        for (name, s) in [("alpha", alpha), ("beta", beta)] {
-            if matches!(s, Scalar::Float(_) | Scalar::Complex(..)) {
-                return Err(Error::runtime(format!(
-                    "{op}: For integral input tensors, argument {name} must not be a floating point number."
-                )));
-            }
-        }
-    }
+    // (PyTorch CPU truncates a float alpha or beta for integer tensors; the kernel does too)
     let (va, vb, sizes) = kernel_shapes(&op, form, &a, &b)?;
     let out = match variant {
         Variant::InPlace => {

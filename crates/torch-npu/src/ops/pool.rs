@@ -33,7 +33,10 @@ fn check_input(op: &str, t: &Tensor, nd: usize) -> Result<()> {
         return Err(Error::use_fallback("complex input"));
     }
     if !t.dtype().is_floating() {
-        return Err(Error::runtime(format!("{op}: \"max_pool\" not implemented for '{}'", t.dtype().name())));
+        return Err(Error::not_implemented(format!(
+            "{op}: pooling of {} tensors is not supported on the NPU yet (float dtypes are)",
+            t.dtype().name()
+        )));
     }
     Ok(())
 }

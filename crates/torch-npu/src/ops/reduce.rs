@@ -1,4 +1,5 @@
-//! Reductions: sum, mean, and the full max/min.
+//! Reductions: sum, mean, prod, nansum, amax/amin, any/all, max/min (full and along a dim,
+//! with indices), argmax/argmin and linalg_vector_norm.
 use npu_kernels::{DType, ReduceOp, View};
 
 use super::elementwise::{output, Variant};
@@ -172,3 +173,211 @@ pub fn max(ctx: &Ctx) -> Result<()> {
 pub fn min(ctx: &Ctx) -> Result<()> {
     extreme(ctx, ReduceOp::Min, "min")
 }
+
+/// How a reduction names the dims it reduces.
+#[derive(Clone, Copy)]
+enum Dims {
+    /// No dim argument: everything.
+    All,
+    /// An int[] (or int[]?) argument; empty or None means everything.
+    List(usize),
+    /// A single int argument.
+    One(usize),
+}
+
+/// How the result dtype is chosen.
+#[derive(Clone, Copy, PartialEq)]
+enum Out {
+    /// Integers and bool widen to int64 (sum, prod, nansum); a dtype argument overrides.
+    Widen(Option<usize>),
+    /// The input dtype (amax, amin).
+    Same,
+    /// Bool, except uint8 inputs keep uint8 (any, all).
+    Truth,
+}
+
+/// A reduction: `dims`/`keepdim` arguments, output rule and variant.
+fn reduction(ctx: &Ctx, op: ReduceOp, dims: Dims, keepdim_arg: Option<usize>, out_rule: Out, variant: Variant) -> Result<()> {
+    let name = ctx.op.clone();
+    let src = ctx.tensor(0)?;
+    let device = common_device(&name, &[&src])?;
+    if src.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    let rank = src.sizes().len();
+    let dims = match dims {
+        Dims::All => vec![],
+        Dims::List(i) => if ctx.is_none(i) { vec![] } else { ctx.int_list(i)? },
+        Dims::One(i) => vec![ctx.int(i)],
+    };
+    let dims = normalize_dims(&dims, rank, &name)?;
+    let keepdim = keepdim_arg.is_some_and(|i| ctx.bool(i));
+    let in_dtype = src.dtype();
+    let out_dtype = match out_rule {
+        Out::Widen(Some(i)) if !ctx.is_none(i) => {
+            DType::from_i32(ctx.int(i) as i32).ok_or_else(|| Error::type_error(format!("{name}: unsupported dtype")))?
+        }
+        Out::Widen(_) if in_dtype.is_floating() => in_dtype,
+        Out::Widen(_) => DType::I64,
+        Out::Same => in_dtype,
+        Out::Truth if in_dtype == DType::U8 => DType::U8,
+        Out::Truth => DType::Bool,
+    };
+    if matches!(op, ReduceOp::Amax | ReduceOp::Amin) && src.numel() == 0 && dims.iter().any(|&d| src.sizes()[d] == 0) {
+        return Err(Error::index(format!(
+            "{name}: Expected reduction dim {} to have non-zero size.",
+            dims.iter().find(|&&d| src.sizes()[d] == 0).copied().unwrap_or(0)
+        )));
+    }
+    if op == ReduceOp::NanSum && !in_dtype.is_floating() && out_rule != Out::Same {
+        // nansum of integers is sum
+        return run_reduction(ctx, ReduceOp::Sum, src, dims, keepdim, out_dtype, variant, device);
+    }
+    run_reduction(ctx, op, src, dims, keepdim, out_dtype, variant, device)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_reduction(ctx: &Ctx, op: ReduceOp, src: Tensor, dims: Vec<usize>, keepdim: bool, out_dtype: DType, variant: Variant, device: i32) -> Result<()> {
+    let sizes = reduced_shape(src.sizes(), &dims, keepdim);
+    let out = output(ctx, variant, &sizes, out_dtype, device)?;
+    let acc = match op {
+        ReduceOp::Any | ReduceOp::All => DType::Bool,
+        ReduceOp::Amax | ReduceOp::Amin | ReduceOp::Max | ReduceOp::Min => src.dtype(),
+        _ => accumulator(out_dtype),
+    };
+    run(ctx, op, src, dims, keepdim, out, acc, device)
+}
+
+/// max.dim / min.dim (self, dim, keepdim) -> (values, indices)
+fn with_index(ctx: &Ctx, op: ReduceOp) -> Result<()> {
+    let name = ctx.op.clone();
+    let src = ctx.tensor(0)?;
+    let device = common_device(&name, &[&src])?;
+    if src.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    let rank = src.sizes().len();
+    let dim = super::softmax::wrap_dim(&name, ctx.int(1), rank)?;
+    let keepdim = ctx.bool(2);
+    if rank > 0 && src.sizes()[dim] == 0 {
+        return Err(Error::index(format!(
+            "{name}: Expected reduction dim {dim} to have non-zero size."
+        )));
+    }
+    let dims = if rank == 0 { vec![] } else { vec![dim] };
+    let sizes = reduced_shape(src.sizes(), &dims, keepdim);
+    let values = ctx.new_output(&sizes, None, src.dtype(), device)?;
+    let indices = ctx.new_output(&sizes, None, DType::I64, device)?;
+    if values.numel() == 0 {
+        return Ok(());
+    }
+    let (vv, iv) = (kernel_dst(&values, src.sizes(), &dims, keepdim), kernel_dst(&indices, src.sizes(), &dims, keepdim));
+    let sv = src.view.clone();
+    let (sv, vv, iv) = if rank == 0 {
+        let one = |v: View| View { sizes: vec![1], strides: vec![1], ..v };
+        (one(sv), one(vv), one(iv))
+    } else {
+        (sv, vv, iv)
+    };
+    launch(&name, device, move || npu_kernels::reduce_with_index(op, &vv, &iv, &sv, if rank == 0 { 0 } else { dim }).map_err(|e| e.0))
+}
+
+/// argmax / argmin (self, dim?, keepdim)
+fn arg(ctx: &Ctx, op: ReduceOp, variant: Variant) -> Result<()> {
+    let name = ctx.op.clone();
+    let src = ctx.tensor(0)?;
+    let device = common_device(&name, &[&src])?;
+    if src.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    let rank = src.sizes().len();
+    let keepdim = ctx.bool(2);
+    let dim = if ctx.is_none(1) { None } else { Some(super::softmax::wrap_dim(&name, ctx.int(1), rank)?) };
+    let word = if op == ReduceOp::Max { "argmax" } else { "argmin" };
+    if src.numel() == 0 && (dim.is_none() || src.sizes().get(dim.unwrap_or(0)) == Some(&0)) {
+        return Err(Error::index(format!("{name}: Expected reduction dim to be specified for input.numel() == 0.").replace("argmax", word)));
+    }
+    let (sizes, kdims): (Vec<i64>, Vec<usize>) = match dim {
+        Some(d) if rank > 0 => (reduced_shape(src.sizes(), &[d], keepdim), vec![d]),
+        _ if keepdim => (vec![1; rank], (0..rank).collect()),
+        _ => (vec![], (0..rank).collect()),
+    };
+    let out = output(ctx, variant, &sizes, DType::I64, device)?;
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    let sv = src.view.clone();
+    let (iv, kdim) = match dim {
+        Some(d) if rank > 0 => (kernel_dst(&out, src.sizes(), &kdims, keepdim), Some(d)),
+        _ => (View { sizes: vec![1], strides: vec![1], ..out.view.clone() }, None),
+    };
+    launch(&name, device, move || npu_kernels::arg_reduce(op, &iv, &sv, kdim).map_err(|e| e.0))
+}
+
+/// linalg_vector_norm(self, ord, dim?, keepdim, *, dtype) and .out
+fn vector_norm(ctx: &Ctx, variant: Variant) -> Result<()> {
+    let name = ctx.op.clone();
+    let src = ctx.tensor(0)?;
+    let device = common_device(&name, &[&src])?;
+    if src.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    if !src.dtype().is_floating() {
+        return Err(Error::runtime(format!(
+            "{name}: linalg.vector_norm: Expected a floating point or complex tensor as input. Got {}",
+            src.dtype().name()
+        )));
+    }
+    let p = ctx.scalar_f64(1)?;
+    let dims = if ctx.is_none(2) { vec![] } else { ctx.int_list(2)? };
+    let dims = normalize_dims(&dims, src.sizes().len(), &name)?;
+    let keepdim = ctx.bool(3);
+    let out_dtype = if ctx.is_none(4) { src.dtype() } else { DType::from_i32(ctx.int(4) as i32).unwrap_or(src.dtype()) };
+    if p < 0.0 && src.numel() == 0 {
+        return Err(Error::runtime(format!("{name}: linalg.vector_norm cannot compute the {p} norm on an empty tensor because the operation does not have an identity")));
+    }
+    let sizes = reduced_shape(src.sizes(), &dims, keepdim);
+    let out = output(ctx, variant, &sizes, out_dtype, device)?;
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    let acc = accumulator(out_dtype);
+    let dst = kernel_dst(&out, src.sizes(), &dims, keepdim);
+    let sv = src.view.clone();
+    launch(&name, device, move || npu_kernels::reduce_norm(&dst, &sv, &dims, p, acc).map_err(|e| e.0))
+}
+
+use Dims::{List, One};
+use Out::{Same, Truth, Widen};
+
+pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
+    ("prod", |c| reduction(c, ReduceOp::Prod, Dims::All, None, Widen(Some(1)), Variant::Functional)),
+    ("prod.dim_int", |c| reduction(c, ReduceOp::Prod, One(1), Some(2), Widen(Some(3)), Variant::Functional)),
+    ("prod.int_out", |c| reduction(c, ReduceOp::Prod, One(1), Some(2), Widen(Some(3)), Variant::Out)),
+    ("nansum", |c| reduction(c, ReduceOp::NanSum, List(1), Some(2), Widen(Some(3)), Variant::Functional)),
+    ("nansum.out", |c| reduction(c, ReduceOp::NanSum, List(1), Some(2), Widen(Some(3)), Variant::Out)),
+    ("amax", |c| reduction(c, ReduceOp::Amax, List(1), Some(2), Same, Variant::Functional)),
+    ("amax.out", |c| reduction(c, ReduceOp::Amax, List(1), Some(2), Same, Variant::Out)),
+    ("amin", |c| reduction(c, ReduceOp::Amin, List(1), Some(2), Same, Variant::Functional)),
+    ("amin.out", |c| reduction(c, ReduceOp::Amin, List(1), Some(2), Same, Variant::Out)),
+    ("any", |c| reduction(c, ReduceOp::Any, Dims::All, None, Truth, Variant::Functional)),
+    ("any.dim", |c| reduction(c, ReduceOp::Any, One(1), Some(2), Truth, Variant::Functional)),
+    ("any.dims", |c| reduction(c, ReduceOp::Any, List(1), Some(2), Truth, Variant::Functional)),
+    ("any.out", |c| reduction(c, ReduceOp::Any, One(1), Some(2), Truth, Variant::Out)),
+    ("any.dims_out", |c| reduction(c, ReduceOp::Any, List(1), Some(2), Truth, Variant::Out)),
+    ("any.all_out", |c| reduction(c, ReduceOp::Any, Dims::All, None, Truth, Variant::Out)),
+    ("all", |c| reduction(c, ReduceOp::All, Dims::All, None, Truth, Variant::Functional)),
+    ("all.dim", |c| reduction(c, ReduceOp::All, One(1), Some(2), Truth, Variant::Functional)),
+    ("all.dims", |c| reduction(c, ReduceOp::All, List(1), Some(2), Truth, Variant::Functional)),
+    ("all.out", |c| reduction(c, ReduceOp::All, One(1), Some(2), Truth, Variant::Out)),
+    ("all.dims_out", |c| reduction(c, ReduceOp::All, List(1), Some(2), Truth, Variant::Out)),
+    ("all.all_out", |c| reduction(c, ReduceOp::All, Dims::All, None, Truth, Variant::Out)),
+    ("max.dim", |c| with_index(c, ReduceOp::Max)),
+    ("min.dim", |c| with_index(c, ReduceOp::Min)),
+    ("argmax", |c| arg(c, ReduceOp::Max, Variant::Functional)),
+    ("argmax.out", |c| arg(c, ReduceOp::Max, Variant::Out)),
+    ("argmin", |c| arg(c, ReduceOp::Min, Variant::Functional)),
+    ("argmin.out", |c| arg(c, ReduceOp::Min, Variant::Out)),
+    ("linalg_vector_norm", |c| vector_norm(c, Variant::Functional)),
+    ("linalg_vector_norm.out", |c| vector_norm(c, Variant::Out)),
+];

@@ -1,0 +1,283 @@
+"""Conformance: PyTorch's OpInfo database run on the npu against PyTorch CPU.
+
+For every OpInfo (op_db, shipped in the torch wheel), every dtype it supports on CPU (complex
+excepted for now) and every sample input, the op runs on CPU and on npu with the CPU fallback
+disabled; outputs must match within torch.testing.assert_close's tolerances for the dtype
+(loosened for f16/bf16, whose results legitimately depend on the summation order; a half
+result outside them still passes when its error against an f64 evaluation of the same sample is
+no larger than CPU's), and so must the gradients of the inputs where the OpInfo supports
+autograd.
+
+    python conformance/run.py                 # everything; writes conformance/report.json
+    python conformance/run.py -k softmax      # OpInfos whose name contains "softmax"
+    python conformance/run.py --quick         # float32 only
+
+Each (op, dtype) is one of: pass, mismatch (wrong values, shapes or dtypes), unsupported (no
+native kernel: the disabled fallback raised), error (the npu raised where CPU did not), crash
+(the worker process died). Work runs in a child process; when it dies, the op it was running
+is reported as a crash and a new child continues with the next op.
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DTYPE_NAMES = ["float32", "float64", "float16", "bfloat16", "int64", "int32", "int16", "int8", "uint8", "bool"]
+# Ops whose values are random: only shapes and dtypes are compared.
+RANDOM = ("dropout", "bernoulli", "multinomial", "normal", "rand", "uniform", "poisson", "cauchy",
+          "exponential", "geometric", "log_normal", "randperm", "empty")
+PER_OP_SECONDS = 120
+# OpInfos whose samples cannot be moved to another device faithfully.
+HARNESS_LIMITS = {
+    "as_strided.partial_views": "its samples are views whose base storage a device copy does not keep",
+}
+
+
+def tolerances(dtype):
+    import torch
+    return {torch.float16: dict(atol=1e-2, rtol=1e-2), torch.bfloat16: dict(atol=5e-2, rtol=5e-2),
+            torch.float32: dict(atol=1e-4, rtol=1e-4)}.get(dtype, {})
+
+
+def to_npu(x, key=None):
+    """Tensors moved to the npu; a CPU device argument (factories, .to) becomes the npu."""
+    import torch
+    if (key == "device" or isinstance(x, torch.device)) and str(x) == "cpu":
+        return torch.device("npu") if isinstance(x, torch.device) else "npu"
+    if isinstance(x, torch.Tensor):
+        y = x.detach().to("npu")
+        return y.requires_grad_(x.requires_grad) if y.is_floating_point() or y.is_complex() else y
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_npu(v) for v in x)
+    if isinstance(x, dict):
+        return {k: to_npu(v, k) for k, v in x.items()}
+    return x
+
+
+def flat_tensors(x):
+    import torch
+    if isinstance(x, torch.Tensor):
+        return [x]
+    if isinstance(x, (list, tuple)):
+        return [t for v in x for t in flat_tensors(v)]
+    return []
+
+
+def compare(actual, expected, dtype, values=True):
+    import torch
+    a, e = flat_tensors(actual), flat_tensors(expected)
+    if len(a) != len(e):
+        raise AssertionError(f"{len(a)} outputs, expected {len(e)}")
+    for x, y in zip(a, e):
+        if x.device.type != "npu":
+            raise AssertionError(f"output on {x.device}, expected npu")
+        if x.shape != y.shape or x.dtype != y.dtype:
+            raise AssertionError(f"output {tuple(x.shape)} {x.dtype}, expected {tuple(y.shape)} {y.dtype}")
+        if values:
+            torch.testing.assert_close(x.detach().cpu(), y.detach(), equal_nan=True, **tolerances(y.dtype))
+
+
+def to_f64(x):
+    import torch
+    if isinstance(x, torch.Tensor):
+        return x.detach().double() if x.dtype in (torch.float16, torch.bfloat16) else x.detach()
+    if isinstance(x, (list, tuple)):
+        return type(x)(to_f64(v) for v in x)
+    if isinstance(x, dict):
+        return {k: to_f64(v) for k, v in x.items()}
+    return x
+
+
+def closer_than_cpu(op, sample, actual, expected):
+    """For f16/bf16: whether the npu's error against an f64 evaluation of the same sample is no
+    larger than CPU's (CPU rounds some intermediates to the half type, the npu rounds once)."""
+    import torch
+    try:
+        exact = op(to_f64(sample.input), *to_f64(sample.args), **to_f64(sample.kwargs))
+    except Exception:
+        return False
+    for x, y, z in zip(flat_tensors(actual), flat_tensors(expected), flat_tensors(exact)):
+        if not (x.is_floating_point() and z.is_floating_point()):
+            continue
+        z = z.detach().double()
+        err_npu = (x.detach().cpu().double() - z).abs().nan_to_num(0).max().item() if z.numel() else 0.0
+        err_cpu = (y.detach().double() - z).abs().nan_to_num(0).max().item() if z.numel() else 0.0
+        if err_npu > err_cpu * 1.01 + 1e-6:
+            return False
+    return True
+
+
+def run_sample(op, sample, dtype, grad):
+    """'pass', or raises: NotImplementedError (unsupported), AssertionError (mismatch)."""
+    import torch
+    random = any(r in op.name for r in RANDOM)
+    try:
+        expected = op(sample.input, *sample.args, **sample.kwargs)
+    except Exception:
+        return "skip"  # CPU refuses the sample too
+    inp, args, kwargs = to_npu(sample.input), to_npu(sample.args), to_npu(sample.kwargs)
+    try:
+        actual = op(inp, *args, **kwargs)
+    except RuntimeError as e:
+        if "to be on cpu" not in str(e):
+            raise
+        # an argument PyTorch wants on the host (tensor_split's indices, ...)
+        args, kwargs = sample.args, sample.kwargs
+        actual = op(inp, *args, **kwargs)
+    try:
+        compare(actual, expected, dtype, values=not random)
+    except AssertionError:
+        if dtype not in (torch.float16, torch.bfloat16) or not closer_than_cpu(op, sample, actual, expected):
+            raise
+    if not grad or random:
+        return "pass"
+    outs = [t for t in flat_tensors(expected) if t.requires_grad and t.is_floating_point()]
+    outs_n = [t for t in flat_tensors(actual) if t.requires_grad and t.is_floating_point()]
+    ins = [t for t in flat_tensors([sample.input, sample.args, sample.kwargs]) if t.requires_grad]
+    ins_n = [t for t in flat_tensors([inp, args, kwargs]) if t.requires_grad]
+    if not outs or not ins:
+        return "pass"
+    gen = torch.Generator().manual_seed(0)
+    gs = [torch.randn(o.shape, generator=gen).to(o.dtype) for o in outs]
+    try:
+        expected_g = torch.autograd.grad(outs, ins, gs, allow_unused=True)
+    except Exception:
+        return "pass"  # no CPU gradient to compare with
+    actual_g = torch.autograd.grad(outs_n, ins_n, [g.npu() for g in gs], allow_unused=True)
+    for x, y in zip(actual_g, expected_g):
+        if (x is None) != (y is None):
+            raise AssertionError("gradient defined on one device only")
+        if y is not None:
+            compare(x, y, dtype)
+    return "pass"
+
+
+def check_op(op, dtypes):
+    """{dtype: (status, detail)} for one OpInfo."""
+    import torch
+    results = {}
+    name = f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name
+    if name in HARNESS_LIMITS:
+        return {"all": ("skip", HARNESS_LIMITS[name])}
+    supported = op.supported_dtypes("cpu")
+    for name in dtypes:
+        dtype = getattr(torch, name)
+        if dtype not in supported:
+            continue
+        grad = op.supports_autograd and dtype.is_floating_point and dtype in op.supported_backward_dtypes("cpu")
+        status, detail, n = "pass", "", 0
+        try:
+            for sample in op.sample_inputs("cpu", dtype, requires_grad=grad):
+                r = run_sample(op, sample, dtype, grad)
+                n += r == "pass"
+            if n == 0:
+                status, detail = "skip", "no sample runs on CPU"
+        except NotImplementedError as e:
+            status, detail = "unsupported", str(e).split("\n")[0][:300]
+        except AssertionError as e:
+            status, detail = "mismatch", str(e).split("\n")[0][:300]
+        except Exception as e:  # noqa: BLE001 - any other failure is the npu's error
+            status, detail = "error", f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
+        torch.npu.synchronize() if status != "error" else None
+        results[name] = (status, detail)
+    return results
+
+
+def worker(names, dtypes, out_path):
+    """Child: runs the named OpInfos in order, appending one JSON line per event."""
+    os.environ["TORCH_NPU_FALLBACK_CPU_DISABLE"] = "1"
+    import warnings
+    warnings.filterwarnings("ignore")
+    import torch
+    import torch_npu  # noqa: F401
+    from torch.testing._internal.common_methods_invocations import op_db
+    by_name = {}
+    for op in op_db:
+        by_name.setdefault(f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name, op)
+
+    def alarm(*_):
+        raise TimeoutError(f"op took more than {PER_OP_SECONDS} s")
+    signal.signal(signal.SIGALRM, alarm)
+    with open(out_path, "a") as f:
+        for name in names:
+            f.write(json.dumps({"start": name}) + "\n")
+            f.flush()
+            signal.alarm(PER_OP_SECONDS)
+            try:
+                res = check_op(by_name[name], dtypes)
+            except Exception:  # noqa: BLE001
+                res = {"all": ("error", traceback.format_exc(limit=2).splitlines()[-1][:300])}
+            signal.alarm(0)
+            f.write(json.dumps({"done": name, "results": res}) + "\n")
+            f.flush()
+
+
+def all_names(pattern):
+    from torch.testing._internal.common_methods_invocations import op_db
+    names = []
+    for op in op_db:
+        n = f"{op.name}.{op.variant_test_name}" if op.variant_test_name else op.name
+        if pattern in n and n not in names:
+            names.append(n)
+    return names
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-k", dest="pattern", default="")
+    ap.add_argument("--quick", action="store_true", help="float32 only")
+    ap.add_argument("--out", default=os.path.join(HERE, "report.json"))
+    ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    dtypes = ["float32"] if args.quick else DTYPE_NAMES
+    if args.worker:
+        worker(json.loads(args.worker[0]), dtypes, args.worker[1])
+        return
+    import warnings
+    warnings.filterwarnings("ignore")
+    names = all_names(args.pattern)
+    log = args.out + ".log"
+    if os.path.exists(log):
+        os.remove(log)
+    report, t0, todo = {}, time.time(), list(names)
+    while todo:
+        cmd = [sys.executable, __file__, "--worker", json.dumps(todo), log] + (["--quick"] if args.quick else [])
+        proc = subprocess.run(cmd, capture_output=True, text=True)
+        started, done = None, set()
+        with open(log) as f:
+            for line in f:
+                ev = json.loads(line)
+                if "start" in ev:
+                    started = ev["start"]
+                else:
+                    done.add(ev["done"])
+                    report[ev["done"]] = {d: {"status": s, "detail": m} for d, (s, m) in ev["results"].items()}
+        if proc.returncode != 0 and started and started not in done:
+            tail = (proc.stderr or "").strip().splitlines()[-1:] or [f"exit code {proc.returncode}"]
+            report[started] = {"all": {"status": "crash", "detail": tail[0][:300]}}
+            done.add(started)
+        remaining = [n for n in todo if n not in done]
+        if remaining == todo:  # no progress: give up on the first
+            report[todo[0]] = {"all": {"status": "crash", "detail": "worker made no progress"}}
+            remaining = todo[1:]
+        todo = remaining
+        print(f"  {len(names) - len(todo)}/{len(names)} OpInfos checked ({time.time() - t0:.0f} s)", flush=True)
+    totals = {}
+    for res in report.values():
+        for r in res.values():
+            totals[r["status"]] = totals.get(r["status"], 0) + 1
+    ops_passing = sum(all(r["status"] in ("pass", "skip") for r in res.values()) and any(r["status"] == "pass" for r in res.values()) for res in report.values())
+    summary = {"opinfos": len(report), "opinfos_all_pass": ops_passing, "op_dtype_totals": totals,
+               "dtypes": dtypes, "seconds": round(time.time() - t0)}
+    with open(args.out, "w") as f:
+        json.dump({"summary": summary, "ops": report}, f, indent=1, sort_keys=True)
+    print(json.dumps(summary, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""Reductions beyond sum/mean on npu against PyTorch CPU: prod, nansum, amax/amin, any/all,
+max/min along a dim (values and indices), argmax/argmin, linalg.vector_norm."""
+import pytest
+import torch
+
+import torch_npu  # noqa: F401
+from helpers import DTYPES, check, make, no_fallback  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("no_fallback")
+
+
+def tol(dtype):
+    return {torch.float16: dict(atol=1e-2, rtol=1e-2), torch.bfloat16: dict(atol=5e-2, rtol=5e-2)}.get(dtype, {})
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", [(3, 4, 5), (), (0, 3)])
+def test_reductions(dtype, shape):
+    x = make(shape, dtype, 1)
+    xn = x.npu()
+    dims = [None] + ([0, -1, (0, 2)] if len(shape) == 3 else [0] if shape else [])
+    for dim in dims:
+        for keepdim in (False, True):
+            kw = {} if dim is None else dict(dim=dim, keepdim=keepdim)
+            if dim is None or isinstance(dim, int):
+                check(torch.any(xn, **kw), torch.any(x, **kw))
+                check(torch.all(xn, **kw), torch.all(x, **kw))
+            if dtype != torch.bool and (dim is None or isinstance(dim, int)):
+                small = (x % 3) if not dtype.is_floating_point else x / 4
+                check(torch.prod(small.npu(), **kw), torch.prod(small, **kw), **tol(dtype))
+            if dtype.is_floating_point:
+                check(torch.nansum(xn, **kw), torch.nansum(x, **kw), **tol(dtype))
+                if x.numel():
+                    check(torch.linalg.vector_norm(xn, 3, **kw), torch.linalg.vector_norm(x, 3, **kw), **tol(dtype))
+            if x.numel() and dtype != torch.bool:
+                if dim is not None:
+                    check(torch.amax(xn, **kw), torch.amax(x, **kw))
+                    check(torch.amin(xn, **kw), torch.amin(x, **kw))
+                if dim is None or isinstance(dim, int):
+                    check(torch.argmax(xn, **kw), torch.argmax(x, **kw))
+                    check(torch.argmin(xn, **kw), torch.argmin(x, **kw))
+                if isinstance(dim, int):
+                    for f in (torch.max, torch.min):
+                        v, i = f(xn, dim, keepdim)
+                        ev, ei = f(x, dim, keepdim)
+                        check(v, ev)
+                        check(i, ei)
+
+
+def test_nan_and_errors():
+    x = torch.tensor([[1.0, float("nan"), 3.0], [2.0, 0.0, -1.0]])
+    for f in (torch.amax, torch.amin):
+        check(f(x.npu(), 1), f(x, 1))
+    check(torch.max(x.npu(), 1)[0], torch.max(x, 1)[0])
+    check(torch.argmax(x.npu(), 1), torch.argmax(x, 1))
+    check(torch.nansum(x.npu()), torch.nansum(x))
+    with pytest.raises((IndexError, RuntimeError), match="numel|non-zero size|specified"):
+        torch.argmax(torch.ones(0, device="npu"))
+    with pytest.raises(IndexError, match="non-zero size"):
+        torch.max(torch.ones(2, 0, device="npu"), 1)
