@@ -5,7 +5,7 @@ excepted for now) and every sample input, the op runs on CPU and on npu with the
 disabled; outputs must match within torch.testing.assert_close's tolerances for the dtype
 (loosened for f16/bf16, whose results legitimately depend on the summation order; a half
 result outside them still passes when its error against an f64 evaluation of the same sample is
-no larger than CPU's), and so must the gradients of the inputs where the OpInfo supports
+within twice CPU's error, or one unit in the last place), and so must the gradients of the inputs where the OpInfo supports
 autograd.
 
     python conformance/run.py                 # everything; writes conformance/report.json
@@ -47,7 +47,7 @@ def tolerances(dtype):
 def to_npu(x, key=None):
     """Tensors moved to the npu; a CPU device argument (factories, .to) becomes the npu."""
     import torch
-    if (key == "device" or isinstance(x, torch.device)) and str(x) == "cpu":
+    if (key == "device" or isinstance(x, (torch.device, str))) and str(x) == "cpu":
         return torch.device("npu") if isinstance(x, torch.device) else "npu"
     if isinstance(x, torch.Tensor):
         y = x.detach().to("npu")
@@ -107,7 +107,10 @@ def closer_than_cpu(op, sample, actual, expected):
         z = z.detach().double()
         err_npu = (x.detach().cpu().double() - z).abs().nan_to_num(0).max().item() if z.numel() else 0.0
         err_cpu = (y.detach().double() - z).abs().nan_to_num(0).max().item() if z.numel() else 0.0
-        if err_npu > err_cpu * 1.01 + 1e-6:
+        # within twice CPU's error, or one unit in the last place of the largest value
+        ulp = {torch.float16: 2.0 ** -10, torch.bfloat16: 2.0 ** -7}.get(y.dtype, 0.0)
+        scale = z.abs().nan_to_num(0).max().item() if z.numel() else 0.0
+        if err_npu > 2 * err_cpu + ulp * scale:
             return False
     return True
 
@@ -115,7 +118,7 @@ def closer_than_cpu(op, sample, actual, expected):
 def run_sample(op, sample, dtype, grad):
     """'pass', or raises: NotImplementedError (unsupported), AssertionError (mismatch)."""
     import torch
-    random = any(r in op.name for r in RANDOM)
+    random = any(r in op.name for r in RANDOM) or sample.kwargs.get("dropout_p", 0) > 0
     try:
         expected = op(sample.input, *sample.args, **sample.kwargs)
     except Exception:

@@ -45,13 +45,14 @@ def test_lerp(dtype):
         torch.lerp(a.npu(), b.npu().double() if dtype != torch.float64 else b.npu().float(), 0.5)
 
 
+@pytest.mark.parametrize("foreach", [False, True])
 @pytest.mark.parametrize("opt", ["SGD", "Adam", "AdamW", "RMSprop", "Adagrad"])
-def test_optimizer_steps_match_cpu(opt):
+def test_optimizer_steps_match_cpu(opt, foreach):
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3))
     model_n = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).npu()
     model_n.load_state_dict(model.state_dict())
-    kw = dict(lr=0.05, foreach=False)
+    kw = dict(lr=0.05, foreach=foreach)
     if opt == "SGD":
         kw.update(momentum=0.9, nesterov=True, weight_decay=0.01)
     if opt in ("Adam", "AdamW"):
@@ -67,3 +68,36 @@ def test_optimizer_steps_match_cpu(opt):
     for p, pn in zip(model.parameters(), model_n.parameters()):
         # (adaptive optimizers amplify last-bit differences of the matmuls a little)
         check(pn.detach(), p.detach(), atol=1e-4, rtol=1e-4)
+
+
+def lists(dtype=torch.float32, seed=0, positive=False):
+    return [make(shape, dtype, seed + i, positive=positive) for i, shape in enumerate([(3, 4), (5,), (), (0, 2)])]
+
+
+def test_foreach_ops_match_cpu():
+    a, b, c = lists(seed=0), lists(seed=10), lists(seed=20, positive=True)
+    an, bn, cn = ([t.npu() for t in x] for x in (a, b, c))
+
+    def same(got, want):
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            check(g, w)
+
+    same(torch._foreach_add(an, bn, alpha=2), torch._foreach_add(a, b, alpha=2))
+    same(torch._foreach_mul(an, 1.5), torch._foreach_mul(a, 1.5))
+    same(torch._foreach_div(an, [1.0, 2.0, 3.0, 4.0]), torch._foreach_div(a, [1.0, 2.0, 3.0, 4.0]))
+    same(torch._foreach_sqrt(cn), torch._foreach_sqrt(c))
+    same(torch._foreach_maximum(an, bn), torch._foreach_maximum(a, b))
+    same(torch._foreach_addcdiv(an, bn, cn, 0.5), torch._foreach_addcdiv(a, b, c, 0.5))
+    same(torch._foreach_addcmul(an, bn, cn, [1.0, -1.0, 2.0, 0.5]), torch._foreach_addcmul(a, b, c, [1.0, -1.0, 2.0, 0.5]))
+    same(torch._foreach_lerp(an, bn, 0.3), torch._foreach_lerp(a, b, 0.3))
+    torch._foreach_mul_(an, bn)
+    torch._foreach_mul_(a, b)
+    same(an, a)
+    torch._foreach_add_(an, 1)
+    torch._foreach_add_(a, 1)
+    same(an, a)
+    torch._foreach_zero_(an)
+    same(an, [torch.zeros_like(t) for t in a])
+    with pytest.raises(RuntimeError, match="same number of tensors"):
+        torch._foreach_add(an, bn[:2])

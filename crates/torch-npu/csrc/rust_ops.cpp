@@ -222,6 +222,46 @@ int tnpu_cx_arg_string(void* ctx, int i, char* out, size_t cap) {
   return static_cast<int>(str.size());
 }
 
+static void scalar_to_raw(const c10::Scalar& s, TnpuScalar* out) {
+  *out = TnpuScalar{};
+  if (s.isBoolean()) {
+    out->tag = 0;
+    out->i = s.toBool();
+  } else if (s.isIntegral(false)) {
+    out->tag = 1;
+    out->i = s.toLong();
+  } else if (s.isComplex()) {
+    auto c = s.toComplexDouble();
+    out->tag = 3;
+    out->f = c.real();
+    out->imag = c.imag();
+  } else {
+    out->tag = 2;
+    out->f = s.toDouble();
+  }
+}
+
+int tnpu_cx_arg_scalar_list(void* ctx, int i, TnpuScalar* out, size_t cap) {
+  int n = -1;
+  guarded(ctx, [&] {
+    auto& v = ctx_of(ctx).arg(i);
+    if (!v.isList()) return 0;
+    auto list = v.toListRef();
+    for (size_t k = 0; k < list.size() && k < cap; ++k) scalar_to_raw(list[k].toScalar(), &out[k]);
+    n = static_cast<int>(list.size());
+    return 0;
+  });
+  return n;
+}
+
+void tnpu_cx_pack_results(void* ctx) {
+  auto& c = ctx_of(ctx);
+  c10::List<at::Tensor> list;
+  for (auto& r : c.results) list.push_back(r.toTensor());
+  c.results.clear();
+  c.results.emplace_back(std::move(list));
+}
+
 int tnpu_cx_arg_bool_list(void* ctx, int i, uint8_t* out, size_t cap) {
   auto& v = ctx_of(ctx).arg(i);
   if (!v.isBoolList()) return -1;

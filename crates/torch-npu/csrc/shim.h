@@ -114,6 +114,10 @@ int tnpu_cx_arg_scalar(void* ctx, int index, TnpuScalar* out);  // Scalar, numbe
 int tnpu_cx_arg_int_list(void* ctx, int index, const int64_t** data, size_t* len);
 // A str argument: copies up to `cap` bytes, returns its length (-1: not a string).
 int tnpu_cx_arg_string(void* ctx, int index, char* out, size_t cap);
+// A Scalar[] argument: writes up to `cap` values, returns the list's length (-1: not a list).
+int tnpu_cx_arg_scalar_list(void* ctx, int index, TnpuScalar* out, size_t cap);
+// Replaces the results appended so far by one Tensor[] result (ops returning a list).
+void tnpu_cx_pack_results(void* ctx);
 // A bool[] argument: writes up to `cap` values, returns the list's length (-1: not a list).
 int tnpu_cx_arg_bool_list(void* ctx, int index, uint8_t* out, size_t cap);
 int tnpu_cx_arg_tensor_list_len(void* ctx, int index);

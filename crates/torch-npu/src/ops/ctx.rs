@@ -64,6 +64,8 @@ extern "C" {
     fn tnpu_cx_return_arg(ctx: *mut c_void, i: i32);
     fn tnpu_cx_return_undefined(ctx: *mut c_void);
     fn tnpu_cx_arg_string(ctx: *mut c_void, i: i32, out: *mut u8, cap: usize) -> i32;
+    fn tnpu_cx_arg_scalar_list(ctx: *mut c_void, i: i32, out: *mut RawScalar, cap: usize) -> i32;
+    fn tnpu_cx_pack_results(ctx: *mut c_void);
     fn tnpu_cx_arg_bool_list(ctx: *mut c_void, i: i32, out: *mut u8, cap: usize) -> i32;
     fn tnpu_cx_resize_arg(
         ctx: *mut c_void,
@@ -139,6 +141,15 @@ fn tensor_from(raw: &RawTensor, op: &str) -> Result<Tensor> {
         is_neg: raw.is_neg != 0,
         is_wrapped_number: raw.is_wrapped_number != 0,
     })
+}
+
+fn scalar_of(raw: &RawScalar) -> Scalar {
+    match raw.tag {
+        0 => Scalar::Bool(raw.i != 0),
+        1 => Scalar::Int(raw.i),
+        3 => Scalar::Complex(raw.f, raw.imag),
+        _ => Scalar::Float(raw.f),
+    }
 }
 
 fn raw_tensor() -> RawTensor {
@@ -237,12 +248,23 @@ impl Ctx {
         if unsafe { tnpu_cx_arg_scalar(self.raw, i as i32, &mut raw) } != 0 {
             return Err(accessor_failed());
         }
-        Ok(match raw.tag {
-            0 => Scalar::Bool(raw.i != 0),
-            1 => Scalar::Int(raw.i),
-            3 => Scalar::Complex(raw.f, raw.imag),
-            _ => Scalar::Float(raw.f),
-        })
+        Ok(scalar_of(&raw))
+    }
+
+    /// A Scalar[] argument.
+    pub fn scalar_list(&self, i: usize) -> Result<Vec<Scalar>> {
+        let n = unsafe { tnpu_cx_arg_scalar_list(self.raw, i as i32, std::ptr::null_mut(), 0) };
+        if n < 0 {
+            return Err(Error::type_error(format!("{}: argument {i} must be a list of scalars", self.op)));
+        }
+        let mut raw: Vec<RawScalar> = (0..n).map(|_| RawScalar::default()).collect();
+        unsafe { tnpu_cx_arg_scalar_list(self.raw, i as i32, raw.as_mut_ptr(), raw.len()) };
+        Ok(raw.iter().map(scalar_of).collect())
+    }
+
+    /// Makes the results appended so far one Tensor[] result.
+    pub fn pack_results(&self) {
+        unsafe { tnpu_cx_pack_results(self.raw) }
     }
 
     pub fn int_list(&self, i: usize) -> Result<Vec<i64>> {

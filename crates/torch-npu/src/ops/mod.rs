@@ -24,6 +24,7 @@ mod reduce;
 mod promote;
 pub mod ctx;
 mod fill;
+mod foreach;
 mod random;
 pub mod shape;
 pub mod softmax;
@@ -42,6 +43,7 @@ enum Adapter {
     Unary(UnaryOp, Kind, Variant),
     /// div with rounding_mode (None, "trunc" or "floor").
     DivMode(Variant),
+    Foreach(foreach::Spec),
 }
 
 impl Adapter {
@@ -51,6 +53,7 @@ impl Adapter {
             Adapter::Binary(op, kind, variant, alpha) => elementwise::binary(ctx, op, kind, variant, alpha),
             Adapter::Unary(op, kind, variant) => elementwise::unary(ctx, op, kind, variant),
             Adapter::DivMode(variant) => elementwise::div_mode(ctx, variant),
+            Adapter::Foreach(spec) => foreach::run(ctx, spec),
         }
     }
 }
@@ -269,6 +272,9 @@ fn build_table() -> Vec<(String, Adapter)> {
     }
     for &(name, f) in activation::OPS.iter().chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
+    }
+    for (name, spec) in foreach::table() {
+        t.push((name, Adapter::Foreach(spec)));
     }
     for name in ["pow.Tensor_Tensor", "pow.Tensor_Scalar", "pow.Scalar"] {
         let op = BinaryOp::Pow;
