@@ -51,6 +51,8 @@ fn main() {
     for inc in includes.split(';').filter(|s| !s.is_empty()) {
         build.include(inc);
     }
+    // the directory too, so that a new source file triggers a rebuild
+    println!("cargo:rerun-if-changed={}", csrc.display());
     for entry in std::fs::read_dir(&csrc).unwrap() {
         let path = entry.unwrap().path();
         println!("cargo:rerun-if-changed={}", path.display());
