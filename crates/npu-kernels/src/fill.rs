@@ -42,3 +42,46 @@ fn fill_typed<T: Element>(dst: &View, v: T) {
         },
     );
 }
+
+/// `dst[i] = start + i * step` over a 1-D `dst` (arange, and linspace with its step), computed
+/// in f64 for float dtypes and i64 for integer ones, then converted.
+pub fn arange(dst: &View, start: Scalar, step: Scalar) -> Result<(), KernelError> {
+    let n = dst.validate("arange")?;
+    if dst.sizes.len() != 1 {
+        return Err(KernelError(format!("arange: expected a 1-D output, got {:?}", dst.sizes)));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    dst.check_writable("arange")?;
+    let stride = dst.strides[0] as isize;
+    let as_f64 = |s: Scalar| match s {
+        Scalar::Bool(b) => b as u8 as f64,
+        Scalar::Int(i) => i as f64,
+        Scalar::Float(f) | Scalar::Complex(f, _) => f,
+    };
+    let as_i64 = |s: Scalar| match s {
+        Scalar::Bool(b) => b as i64,
+        Scalar::Int(i) => i,
+        Scalar::Float(f) | Scalar::Complex(f, _) => f as i64,
+    };
+    let ptr = crate::view::Ptr::new(dst.ptr);
+    crate::view::par_ranges(n, 1 << 15, |range| {
+        let vals: Vec<f64>;
+        let ints: Vec<i64>;
+        let (lo, len) = (range.start, range.len());
+        unsafe {
+            let p = ptr.byte_at(lo as isize * stride, dst.dtype.size());
+            if dst.dtype.is_floating() {
+                let (a, d) = (as_f64(start), as_f64(step));
+                vals = (lo..lo + len).map(|i| a + d * i as f64).collect();
+                crate::elementwise::storer::<f64>(dst.dtype, None)(&vals, p, stride);
+            } else {
+                let (a, d) = (as_i64(start), as_i64(step));
+                ints = (lo..lo + len).map(|i| a.wrapping_add(d.wrapping_mul(i as i64))).collect();
+                crate::elementwise::storer::<i64>(dst.dtype, None)(&ints, p, stride);
+            }
+        }
+    });
+    Ok(())
+}

@@ -44,7 +44,7 @@ pub use convert::{f32_to_bf16, Bool8, Complex, Element};
 pub use conv::{conv_backward, conv_forward, conv_output_sizes, ConvParams};
 pub use copy::copy;
 pub use dtype::DType;
-pub use fill::fill;
+pub use fill::{arange, fill};
 pub use gather::{index_add, index_select};
 pub use loss::{nll_loss, nll_loss_backward, Reduction};
 pub use matmul::matmul;

@@ -130,9 +130,29 @@ const char* const kResizeOps[] = {
     "set_.source_Tensor",
 };
 
+// Whether `from`'s data may replace `self`'s in place (`param.data = t`, and nn.Module.to, which
+// keeps tied parameters tied only when it can). ATen's TensorImpl check knows CPU and CUDA but
+// not PrivateUse1, so moving a model to the npu would give each module its own copy of a shared
+// weight (GPT-2's tied embedding and head). Dense CPU and npu tensors swap like CPU and CUDA do.
+bool has_compatible_shallow_copy_type(const at::Tensor& self, const at::Tensor& from) {
+  if (self.unsafeGetTensorImpl()->has_compatible_shallow_copy_type(from.key_set())) return true;
+  auto dense = [](const at::Tensor& t) {
+    auto ks = t.key_set();
+    return ks.has(c10::DispatchKey::Dense) &&
+           (ks.has_backend(c10::BackendComponent::CPUBit) ||
+            ks.has_backend(c10::BackendComponent::PrivateUse1Bit));
+  };
+  return dense(self) && dense(from);
+}
+
 }  // namespace
 
+TORCH_LIBRARY_IMPL(aten, AutogradPrivateUse1, m) {
+  m.impl("_has_compatible_shallow_copy_type", TORCH_FN(has_compatible_shallow_copy_type));
+}
+
 TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
+  m.impl("_has_compatible_shallow_copy_type", TORCH_FN(has_compatible_shallow_copy_type));
   m.impl("empty.memory_format", empty_memory_format);
   m.impl("empty_strided", empty_strided);
   m.impl("_local_scalar_dense", local_scalar_dense);

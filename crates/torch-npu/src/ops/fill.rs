@@ -1,4 +1,4 @@
-//! `fill_` and `zero_`.
+//! `fill_`, `zero_` and `arange`.
 use npu_kernels::Scalar;
 
 use super::{common_device, launch, Ctx};
@@ -32,4 +32,46 @@ pub fn fill_tensor(ctx: &Ctx) -> Result<()> {
 
 pub fn zero(ctx: &Ctx) -> Result<()> {
     fill(ctx, Scalar::Int(0))
+}
+
+/// arange.start_out(start, end, step, *, out): `out` is resized to the number of steps.
+pub fn arange_out(ctx: &Ctx) -> Result<()> {
+    let op = ctx.op.clone();
+    let (start, end, step) = (ctx.scalar(0)?, ctx.scalar(1)?, ctx.scalar(2)?);
+    let out = ctx.tensor(3)?;
+    let device = common_device(&op, &[&out])?;
+    let f = |s: Scalar| match s {
+        Scalar::Bool(b) => b as u8 as f64,
+        Scalar::Int(i) => i as f64,
+        Scalar::Float(v) | Scalar::Complex(v, _) => v,
+    };
+    let (a, b, d) = (f(start), f(end), f(step));
+    if d == 0.0 {
+        return Err(Error::runtime(format!("{op}: step must be nonzero")));
+    }
+    if !a.is_finite() || !b.is_finite() {
+        return Err(Error::runtime(format!("{op}: unsupported range: {a} -> {b}")));
+    }
+    if (d > 0.0 && b < a) || (d < 0.0 && b > a) {
+        return Err(Error::runtime(format!("{op}: upper bound and larger bound inconsistent with step sign")));
+    }
+    let n = if out.dtype().is_floating() {
+        ((b - a) / d).ceil()
+    } else {
+        // integer outputs count in integer arithmetic, as PyTorch does
+        let i = |s: Scalar| match s {
+            Scalar::Int(v) => v,
+            other => f(other) as i64,
+        };
+        let (a, b, d) = (i(start), i(end), i(step));
+        let sgn = d.signum();
+        ((b - a + d - sgn) / d) as f64
+    };
+    if !(0.0..=(i64::MAX as f64)).contains(&n) {
+        return Err(Error::runtime(format!("{op}: invalid size, possible overflow?")));
+    }
+    let out = ctx.resize_arg(3, &[n as i64])?;
+    ctx.return_arg(3);
+    let dst = out.view.clone();
+    launch(&op, device, move || npu_kernels::arange(&dst, start, step).map_err(|e| e.0))
 }

@@ -63,6 +63,7 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("fill_.Scalar", fill::fill_scalar),
     ("fill_.Tensor", fill::fill_tensor),
     ("zero_", fill::zero),
+    ("arange.start_out", fill::arange_out),
     ("uniform_", random::uniform),
     ("normal_", random::normal),
     ("bernoulli_.float", random::bernoulli_float),
