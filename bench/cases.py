@@ -1,10 +1,15 @@
 """Benchmark cases. Each builds its inputs on a device and returns the function to time; the
 same function runs on "cpu" and "npu". Targets are the ratio cpu_time / npu_time to reach."""
+import os
+import sys
 from dataclasses import dataclass
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "examples"))
+from models import SmallResNet, TinyGPT  # noqa: E402
 
 
 @dataclass
@@ -82,6 +87,44 @@ def sdpa(backward):
     return build
 
 
+def train_step(make_model, make_batch, make_opt):
+    """One optimizer step (forward, backward, update) on a model built identically per device."""
+    def build(device):
+        torch.manual_seed(0)
+        model = make_model().to(device)
+        opt = make_opt(model.parameters())
+        x, y = (t.to(device) for t in make_batch())
+
+        def step():
+            opt.zero_grad(set_to_none=True)
+            loss = model(x, y)
+            loss.backward()
+            opt.step()
+        return step
+    return build
+
+
+class _LM(TinyGPT):
+    def forward(self, idx, targets):
+        return super().forward(idx, targets)[1]
+
+
+class _Classifier(SmallResNet):
+    def forward(self, x, y):
+        return F.cross_entropy(super().forward(x), y)
+
+
+def _lm_batch():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 1024, (8, 129), generator=g)
+    return x[:, :-1], x[:, 1:]
+
+
+def _image_batch():
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(8, 3, 112, 112, generator=g), torch.randint(0, 10, (8,), generator=g)
+
+
 CASES = [Case("dispatch: a + b, 16 elements (per op)", dispatch, 1.0, inner=2000)]
 for _op in ("add", "mul", "gelu"):
     for _n, _label in ((1 << 20, "1M"), (16 << 20, "16M")):
@@ -101,3 +144,9 @@ for _c, _hw in ((64, 56), (128, 28), (256, 14), (512, 7)):
     CASES.append(Case(f"conv2d 3x3 {_c}ch {_hw}x{_hw} b8 fwd+bwd", conv2d(_c, _hw, True), 1.0, quick=_c == 128))
 CASES.append(Case("sdpa (4, 8, 512, 64) f32 fwd", sdpa(False), 1.0))
 CASES.append(Case("sdpa (4, 8, 512, 64) f32 fwd+bwd", sdpa(True), 1.0, quick=False))
+CASES.append(Case("train step: TinyGPT (4 layers, d=256, T=128, batch 8), AdamW",
+                  train_step(lambda: _LM(vocab=1024, dim=256, heads=4, layers=4, context=128),
+                             _lm_batch, lambda p: torch.optim.AdamW(p, lr=1e-3)), 1.2))
+CASES.append(Case("train step: resnet18 layout, batch 8, 112x112, SGD",
+                  train_step(lambda: _Classifier(width=64), _image_batch,
+                             lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9)), 1.0, quick=False))
