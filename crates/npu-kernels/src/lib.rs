@@ -35,6 +35,7 @@ mod softmax;
 mod ternary;
 mod tri;
 mod unary;
+mod variance;
 mod view;
 
 pub use activation::{activation, activation_backward, Activation, ActivationGrad};
@@ -62,6 +63,7 @@ pub use select::{count_nonzero, masked_select};
 pub use ternary::{ternary, TernaryOp, Third};
 pub use tri::triangle;
 pub use unary::{unary, UnaryOp};
+pub use variance::variance;
 pub use view::{with_sequential, View};
 
 /// A kernel failure, with a PyTorch-style message.

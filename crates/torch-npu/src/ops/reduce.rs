@@ -347,6 +347,34 @@ fn vector_norm(ctx: &Ctx, variant: Variant) -> Result<()> {
     launch(&name, device, move || npu_kernels::reduce_norm(&dst, &sv, &dims, p, acc).map_err(|e| e.0))
 }
 
+/// var / std (.correction, and .correction_out), and var_mean / std_mean:
+/// (self, dim?, *, correction?, keepdim)
+fn var_std(ctx: &Ctx, std: bool, with_mean: bool, variant: Variant) -> Result<()> {
+    let name = ctx.op.clone();
+    let src = ctx.tensor(0)?;
+    let device = common_device(&name, &[&src])?;
+    if src.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    if !src.dtype().is_floating() {
+        return Err(Error::runtime(format!("{name}: std and var only support floating point and complex dtypes")));
+    }
+    let dims = if ctx.is_none(1) { vec![] } else { ctx.int_list(1)? };
+    let dims = normalize_dims(&dims, src.sizes().len(), &name)?;
+    let correction = if ctx.is_none(2) { 1.0 } else { ctx.scalar_f64(2)? };
+    let keepdim = ctx.bool(3);
+    let sizes = reduced_shape(src.sizes(), &dims, keepdim);
+    let out = output(ctx, variant, &sizes, src.dtype(), device)?;
+    let mean = if with_mean { Some(ctx.new_output(&sizes, None, src.dtype(), device)?) } else { None };
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    let dst = kernel_dst(&out, src.sizes(), &dims, keepdim);
+    let mv = mean.map(|m| kernel_dst(&m, src.sizes(), &dims, keepdim));
+    let sv = src.view.clone();
+    launch(&name, device, move || npu_kernels::variance(&dst, mv.as_ref(), &sv, &dims, correction, std).map_err(|e| e.0))
+}
+
 use Dims::{List, One};
 use Out::{Same, Truth, Widen};
 
@@ -378,6 +406,12 @@ pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
     ("argmax.out", |c| arg(c, ReduceOp::Max, Variant::Out)),
     ("argmin", |c| arg(c, ReduceOp::Min, Variant::Functional)),
     ("argmin.out", |c| arg(c, ReduceOp::Min, Variant::Out)),
+    ("var.correction", |c| var_std(c, false, false, Variant::Functional)),
+    ("var.correction_out", |c| var_std(c, false, false, Variant::Out)),
+    ("std.correction", |c| var_std(c, true, false, Variant::Functional)),
+    ("std.correction_out", |c| var_std(c, true, false, Variant::Out)),
+    ("var_mean.correction", |c| var_std(c, false, true, Variant::Functional)),
+    ("std_mean.correction", |c| var_std(c, true, true, Variant::Functional)),
     ("linalg_vector_norm", |c| vector_norm(c, Variant::Functional)),
     ("linalg_vector_norm.out", |c| vector_norm(c, Variant::Out)),
 ];
