@@ -17,7 +17,7 @@ use std::ops::{AddAssign, Mul};
 use gemm::Parallelism;
 
 use crate::convert::Element;
-use crate::dense::Operand;
+use crate::dense::{Operand, P};
 use crate::dtype::DType;
 use crate::view::{err, par_ranges, sequential, View};
 use crate::KernelError;
@@ -190,17 +190,6 @@ fn problem(input: &[i64], weight: &[i64], output: &[i64], p: &ConvParams) -> Res
 trait Real: Element + AddAssign + Mul<Output = Self> + PartialEq {}
 impl Real for f32 {}
 impl Real for f64 {}
-
-#[derive(Clone, Copy)]
-struct P<T>(*mut T);
-unsafe impl<T> Send for P<T> {}
-unsafe impl<T> Sync for P<T> {}
-impl<T> P<T> {
-    // A method, so closures capture the whole Send + Sync wrapper, not its raw field.
-    fn at(self, i: usize) -> *mut T {
-        unsafe { self.0.add(i) }
-    }
-}
 
 /// First and one-past-last grid index `o` along one dim whose image index
 /// `o * s + k * d - p` falls inside `0..img`.

@@ -83,3 +83,45 @@ impl Operand<'_> {
         }
     }
 }
+
+/// A typed raw pointer that closures running on rayon threads may carry (the kernels that use
+/// it split their output into disjoint parts).
+#[derive(Clone, Copy)]
+pub(crate) struct P<T>(pub(crate) *mut T);
+unsafe impl<T> Send for P<T> {}
+unsafe impl<T> Sync for P<T> {}
+
+impl<T> P<T> {
+    // Methods, so closures capture the whole Send + Sync wrapper, not its raw field.
+    pub(crate) fn get(self) -> *mut T {
+        self.0
+    }
+    pub(crate) fn at(self, i: usize) -> *mut T {
+        unsafe { self.0.add(i) }
+    }
+    /// # Safety
+    /// `start..start + len` is inside the buffer and no other thread touches it meanwhile.
+    pub(crate) unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
+        std::slice::from_raw_parts_mut(self.0.add(start), len)
+    }
+}
+
+/// The dtype float kernels compute in: f64 when any view is f64, else f32 (f16/bf16 included).
+pub(crate) fn float_compute(views: &[&View]) -> DType {
+    if views.iter().any(|v| v.dtype == DType::F64) {
+        DType::F64
+    } else {
+        DType::F32
+    }
+}
+
+/// Validates every view and requires floating dtypes (`what` names the op in the error).
+pub(crate) fn check_float(op: &str, views: &[&View]) -> Result<(), KernelError> {
+    for v in views {
+        v.validate(op)?;
+        if !v.dtype.is_floating() {
+            return Err(crate::view::err(op, format!("\"{op}\" not implemented for '{}'", v.dtype.name())));
+        }
+    }
+    Ok(())
+}

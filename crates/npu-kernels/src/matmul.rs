@@ -8,7 +8,7 @@
 use gemm::Parallelism;
 
 use crate::convert::Element;
-use crate::dense::Dense;
+use crate::dense::{Dense, P};
 use crate::dtype::DType;
 use crate::scalar::Scalar;
 use crate::view::{err, par_ranges, sequential, View};
@@ -165,17 +165,6 @@ fn dst_matrices(s: &Shape) -> Vec<isize> {
         }
     } else {
         s.batches.iter().map(|b| b.0).collect()
-    }
-}
-
-#[derive(Clone, Copy)]
-struct P<T>(*mut T);
-unsafe impl<T> Send for P<T> {}
-unsafe impl<T> Sync for P<T> {}
-impl<T> P<T> {
-    // A method, so closures capture the whole Send + Sync wrapper, not its raw field.
-    fn get(self) -> *mut T {
-        self.0
     }
 }
 

@@ -4,42 +4,11 @@
 //! Sums over rows or images are done in fixed chunks, so results do not depend on the number of
 //! threads.
 
-use crate::dense::Operand;
+use crate::dense::{check_float, float_compute, Operand, P};
 use crate::elementwise::storer;
 use crate::math::Float;
 use crate::view::{err, par_ranges, View};
 use crate::{DType, KernelError};
-
-#[derive(Clone, Copy)]
-struct P<T>(*mut T);
-unsafe impl<T> Send for P<T> {}
-unsafe impl<T> Sync for P<T> {}
-impl<T> P<T> {
-    fn at(self, i: usize) -> *mut T {
-        unsafe { self.0.add(i) }
-    }
-    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
-        std::slice::from_raw_parts_mut(self.0.add(start), len)
-    }
-}
-
-fn compute_dtype(views: &[&View]) -> DType {
-    if views.iter().any(|v| v.dtype == DType::F64) {
-        DType::F64
-    } else {
-        DType::F32
-    }
-}
-
-fn check_float(op: &str, views: &[&View]) -> Result<(), KernelError> {
-    for v in views {
-        v.validate(op)?;
-        if !v.dtype.is_floating() {
-            return Err(err(op, format!("expected a floating point tensor, got {}", v.dtype.name())));
-        }
-    }
-    Ok(())
-}
 
 fn check_len(op: &str, name: &str, v: &View, n: usize) -> Result<(), KernelError> {
     if v.numel() != n || !v.is_contiguous() {
@@ -92,7 +61,7 @@ pub fn layer_norm(
         }
         return Ok(());
     }
-    match compute_dtype(&all) {
+    match float_compute(&all) {
         DType::F64 => ln_forward::<f64>(out, mean, rstd, input, weight, bias, m, n, eps),
         _ => ln_forward::<f32>(out, mean, rstd, input, weight, bias, m, n, eps),
     }
@@ -184,7 +153,7 @@ pub fn layer_norm_backward(
             return Err(err(OP, format!("expected {n} elements, got sizes {:?}", w.sizes)));
         }
     }
-    match compute_dtype(&all) {
+    match float_compute(&all) {
         DType::F64 => ln_backward::<f64>(grad_out, input, mean, rstd, weight, m, n, [grad_input, grad_weight, grad_bias]),
         _ => ln_backward::<f32>(grad_out, input, mean, rstd, weight, m, n, [grad_input, grad_weight, grad_bias]),
     }
@@ -318,7 +287,7 @@ pub fn batch_norm(
     if !training && (running_mean.is_none() || running_var.is_none()) {
         return Err(err(OP, "running_mean and running_var must be defined in evaluation mode".into()));
     }
-    match compute_dtype(&all) {
+    match float_compute(&all) {
         DType::F64 => bn_forward::<f64>(out, input, [weight, bias, running_mean, running_var], save, training, momentum, eps, nb, c, s),
         _ => bn_forward::<f32>(out, input, [weight, bias, running_mean, running_var], save, training, momentum, eps, nb, c, s),
     }
@@ -470,7 +439,7 @@ pub fn batch_norm_backward(
             return Err(err(OP, "weight and bias gradients must have one value per channel".into()));
         }
     }
-    match compute_dtype(&all) {
+    match float_compute(&all) {
         DType::F64 => bn_backward::<f64>(grad_out, input, weight, &mean, &invstd, training, nb, c, s, grads),
         _ => bn_backward::<f32>(grad_out, input, weight, &mean, &invstd, training, nb, c, s, grads),
     }

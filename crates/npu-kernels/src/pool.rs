@@ -3,7 +3,7 @@
 //! (N, C), so any layout works: data are staged in logical order in f32 (f64 for f64) and
 //! walked one plane per task.
 
-use crate::dense::Operand;
+use crate::dense::{check_float, float_compute, Operand, P};
 use crate::math::Float;
 use crate::view::{err, par_ranges, View};
 use crate::{DType, KernelError};
@@ -74,34 +74,6 @@ fn spatial(v: &View, nd: usize) -> &[i64] {
     &v.sizes[v.sizes.len() - nd..]
 }
 
-fn compute_dtype(views: &[&View]) -> DType {
-    if views.iter().any(|v| v.dtype == DType::F64) {
-        DType::F64
-    } else {
-        DType::F32
-    }
-}
-
-fn check_float(op: &str, views: &[&View]) -> Result<(), KernelError> {
-    for v in views {
-        v.validate(op)?;
-        if !v.dtype.is_floating() {
-            return Err(err(op, format!("\"{op}\" not implemented for '{}'", v.dtype.name())));
-        }
-    }
-    Ok(())
-}
-
-#[derive(Clone, Copy)]
-struct P<T>(*mut T);
-unsafe impl<T> Send for P<T> {}
-unsafe impl<T> Sync for P<T> {}
-impl<T> P<T> {
-    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
-        std::slice::from_raw_parts_mut(self.0.add(start), len)
-    }
-}
-
 /// Every output position of one plane with the input positions of its window: calls
 /// `f(out_index, window)`; the window lists (flat input index) of valid positions, in order.
 fn windows(inp: [i64; 3], out: [i64; 3], p: &PoolParams, mut f: impl FnMut(usize, &[usize], i64)) {
@@ -164,7 +136,7 @@ pub fn max_pool(out: &View, indices: &View, input: &View, p: &PoolParams) -> Res
     if out.numel() == 0 {
         return Ok(());
     }
-    match compute_dtype(&[out, input]) {
+    match float_compute(&[out, input]) {
         DType::F64 => max_forward::<f64>(out, indices, input, p, b),
         _ => max_forward::<f32>(out, indices, input, p, b),
     }
@@ -217,7 +189,7 @@ pub fn max_pool_backward(grad_input: &View, grad_out: &View, indices: &View, nd:
         return Err(err(OP, format!("grad_output {:?} and indices {:?} do not match", grad_out.sizes, indices.sizes)));
     }
     grad_input.check_writable(OP)?;
-    match compute_dtype(&[grad_input, grad_out]) {
+    match float_compute(&[grad_input, grad_out]) {
         DType::F64 => max_backward::<f64>(grad_input, grad_out, indices, nd),
         _ => max_backward::<f32>(grad_input, grad_out, indices, nd),
     }
@@ -267,7 +239,7 @@ pub fn avg_pool(out: &View, input: &View, p: &PoolParams, count_include_pad: boo
     if out.numel() == 0 {
         return Ok(());
     }
-    match compute_dtype(&[out, input]) {
+    match float_compute(&[out, input]) {
         DType::F64 => avg::<f64>(out, input, p, count_include_pad, divisor_override, b, false),
         _ => avg::<f32>(out, input, p, count_include_pad, divisor_override, b, false),
     }
@@ -285,7 +257,7 @@ pub fn avg_pool_backward(grad_input: &View, grad_out: &View, p: &PoolParams, cou
         return Err(err(OP, format!("expected grad_output of {want:?}, got {:?}", grad_out.sizes)));
     }
     grad_input.check_writable(OP)?;
-    match compute_dtype(&[grad_input, grad_out]) {
+    match float_compute(&[grad_input, grad_out]) {
         DType::F64 => avg::<f64>(grad_out, grad_input, p, count_include_pad, divisor_override, b, true),
         _ => avg::<f32>(grad_out, grad_input, p, count_include_pad, divisor_override, b, true),
     }
@@ -358,7 +330,7 @@ pub fn adaptive_avg_pool(out: &View, input: &View, nd: usize, backward: bool) ->
     if out.numel() == 0 && !backward {
         return Ok(());
     }
-    let ct = compute_dtype(&[out, input]);
+    let ct = float_compute(&[out, input]);
     match ct {
         DType::F64 => adaptive::<f64>(out, input, nd, backward),
         _ => adaptive::<f32>(out, input, nd, backward),

@@ -164,6 +164,25 @@ int tnpu_cx_arg_bool(void* ctx, int i) {
   return v.isBool() && v.toBool() ? 1 : 0;
 }
 
+static void scalar_to_raw(const c10::Scalar& s, TnpuScalar* out) {
+  *out = TnpuScalar{};
+  if (s.isBoolean()) {
+    out->tag = 0;
+    out->i = s.toBool();
+  } else if (s.isIntegral(false)) {
+    out->tag = 1;
+    out->i = s.toLong();
+  } else if (s.isComplex()) {
+    auto c = s.toComplexDouble();
+    out->tag = 3;
+    out->f = c.real();
+    out->imag = c.imag();
+  } else {
+    out->tag = 2;
+    out->f = s.toDouble();
+  }
+}
+
 int tnpu_cx_arg_scalar(void* ctx, int i, TnpuScalar* out) {
   return guarded(ctx, [&] {
     auto& v = ctx_of(ctx).arg(i);
@@ -175,22 +194,7 @@ int tnpu_cx_arg_scalar(void* ctx, int i, TnpuScalar* out) {
     } else {
       s = v.toScalar();
     }
-    *out = TnpuScalar{};
-    if (s.isBoolean()) {
-      out->tag = 0;
-      out->i = s.toBool();
-    } else if (s.isIntegral(false)) {
-      out->tag = 1;
-      out->i = s.toLong();
-    } else if (s.isComplex()) {
-      auto c = s.toComplexDouble();
-      out->tag = 3;
-      out->f = c.real();
-      out->imag = c.imag();
-    } else {
-      out->tag = 2;
-      out->f = s.toDouble();
-    }
+    scalar_to_raw(s, out);
     return 0;
   });
 }
@@ -220,25 +224,6 @@ int tnpu_cx_arg_string(void* ctx, int i, char* out, size_t cap) {
   const auto& str = v.toStringRef();
   std::memcpy(out, str.data(), std::min(cap, str.size()));
   return static_cast<int>(str.size());
-}
-
-static void scalar_to_raw(const c10::Scalar& s, TnpuScalar* out) {
-  *out = TnpuScalar{};
-  if (s.isBoolean()) {
-    out->tag = 0;
-    out->i = s.toBool();
-  } else if (s.isIntegral(false)) {
-    out->tag = 1;
-    out->i = s.toLong();
-  } else if (s.isComplex()) {
-    auto c = s.toComplexDouble();
-    out->tag = 3;
-    out->f = c.real();
-    out->imag = c.imag();
-  } else {
-    out->tag = 2;
-    out->f = s.toDouble();
-  }
 }
 
 int tnpu_cx_arg_scalar_list(void* ctx, int i, TnpuScalar* out, size_t cap) {
