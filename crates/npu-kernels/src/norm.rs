@@ -22,6 +22,19 @@ unsafe fn store_flat<F: Float>(v: &View, vals: &[F]) {
     storer::<F>(v.dtype, None)(vals, v.ptr, 1);
 }
 
+/// The number of rows of a layer norm over rows of `n` elements, after checking that `input`
+/// splits into such rows and that `mean` and `rstd` hold one value per row.
+fn ln_rows(op: &str, input: &View, mean: &View, rstd: &View, n: usize) -> Result<usize, KernelError> {
+    let total = input.numel();
+    if n > 0 && total % n != 0 {
+        return Err(err(op, format!("input of size {:?} does not split into rows of {n}", input.sizes)));
+    }
+    let m = if n == 0 { mean.numel() } else { total / n };
+    check_len(op, "mean", mean, m)?;
+    check_len(op, "rstd", rstd, m)?;
+    Ok(m)
+}
+
 /// Rows per chunk of the column sums (grad of weight and bias): fixed, for determinism.
 const ROWS_PER_CHUNK: usize = 32;
 
@@ -43,13 +56,11 @@ pub fn layer_norm(
     all.extend(weight);
     all.extend(bias);
     check_float(OP, &all)?;
-    let total = input.numel();
-    let m = if n == 0 { mean.numel() } else { total / n };
-    if out.sizes != input.sizes || (n > 0 && total % n != 0) {
-        return Err(err(OP, format!("bad sizes: input {:?}, out {:?}, row {n}", input.sizes, out.sizes)));
+    if out.sizes != input.sizes {
+        return Err(err(OP, format!("bad sizes: input {:?}, out {:?}", input.sizes, out.sizes)));
     }
-    check_len(OP, "mean", mean, m)?;
-    check_len(OP, "rstd", rstd, m)?;
+    let m = ln_rows(OP, input, mean, rstd, n)?;
+    let total = input.numel();
     for w in weight.iter().chain(bias.iter()) {
         check_len(OP, "weight", w, n)?;
     }
@@ -141,13 +152,10 @@ pub fn layer_norm_backward(
     all.extend(grad_weight);
     all.extend(grad_bias);
     check_float(OP, &all)?;
-    let total = input.numel();
-    let m = if n == 0 { mean.numel() } else { total / n };
     if grad_out.sizes != input.sizes || grad_input.is_some_and(|g| g.sizes != input.sizes) {
         return Err(err(OP, format!("bad sizes: input {:?}, grad_output {:?}", input.sizes, grad_out.sizes)));
     }
-    check_len(OP, "mean", mean, m)?;
-    check_len(OP, "rstd", rstd, m)?;
+    let m = ln_rows(OP, input, mean, rstd, n)?;
     for w in weight.iter().chain(grad_weight.iter()).chain(grad_bias.iter()) {
         if w.numel() != n {
             return Err(err(OP, format!("expected {n} elements, got sizes {:?}", w.sizes)));

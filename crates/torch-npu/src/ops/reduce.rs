@@ -6,6 +6,17 @@ use super::elementwise::{output, Variant};
 use super::{common_device, launch, Ctx, Tensor};
 use crate::status::{Error, Result};
 
+/// `self` (argument 0) and its device; complex inputs go to the CPU fallback (the reduction
+/// kernels are real-only).
+fn real_input(ctx: &Ctx) -> Result<(Tensor, i32)> {
+    let src = ctx.tensor(0)?;
+    let device = common_device(&ctx.op, &[&src])?;
+    if src.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    Ok((src, device))
+}
+
 /// Accumulation dtype of a sum-like reduction.
 fn accumulator(d: DType) -> DType {
     match d {
@@ -91,11 +102,7 @@ fn run(ctx: &Ctx, op: ReduceOp, src: Tensor, dims: Vec<usize>, keepdim: bool, ou
 /// sum(self, *, dtype) / sum.dim_IntList(self, dim, keepdim, *, dtype) / sum.IntList_out / mean.dim / mean.out.
 fn sum_like(ctx: &Ctx, op: ReduceOp, with_dims: bool, variant: Variant) -> Result<()> {
     let name = ctx.op.clone();
-    let src = ctx.tensor(0)?;
-    let device = common_device(&name, &[&src])?;
-    if src.dtype().is_complex() {
-        return Err(Error::use_fallback("complex input"));
-    }
+    let (src, device) = real_input(ctx)?;
     let (dims, keepdim, dtype_arg) = if with_dims {
         let dims = if ctx.is_none(1) { vec![] } else { ctx.int_list(1)? };
         (dims, ctx.bool(2), ctx.opt_int(3))
@@ -150,11 +157,7 @@ pub fn mean_out(ctx: &Ctx) -> Result<()> {
 
 /// max(self) / min(self): the extreme value of all elements (NaN propagates).
 fn extreme(ctx: &Ctx, op: ReduceOp, word: &str) -> Result<()> {
-    let src = ctx.tensor(0)?;
-    let device = common_device(&ctx.op, &[&src])?;
-    if src.dtype().is_complex() {
-        return Err(Error::use_fallback("complex input"));
-    }
+    let (src, device) = real_input(ctx)?;
     if src.numel() == 0 {
         return Err(Error::runtime(format!(
             "{word}(): Expected reduction dim to be specified for input.numel() == 0. Specify the reduction dim with the 'dim' argument."
@@ -199,11 +202,7 @@ enum Out {
 /// A reduction: `dims`/`keepdim` arguments, output rule and variant.
 fn reduction(ctx: &Ctx, op: ReduceOp, dims: Dims, keepdim_arg: Option<usize>, out_rule: Out, variant: Variant) -> Result<()> {
     let name = ctx.op.clone();
-    let src = ctx.tensor(0)?;
-    let device = common_device(&name, &[&src])?;
-    if src.dtype().is_complex() {
-        return Err(Error::use_fallback("complex input"));
-    }
+    let (src, device) = real_input(ctx)?;
     let rank = src.sizes().len();
     let dims = match dims {
         Dims::All => vec![],
@@ -251,11 +250,7 @@ fn run_reduction(ctx: &Ctx, op: ReduceOp, src: Tensor, dims: Vec<usize>, keepdim
 /// max.dim / min.dim (self, dim, keepdim) -> (values, indices)
 fn with_index(ctx: &Ctx, op: ReduceOp) -> Result<()> {
     let name = ctx.op.clone();
-    let src = ctx.tensor(0)?;
-    let device = common_device(&name, &[&src])?;
-    if src.dtype().is_complex() {
-        return Err(Error::use_fallback("complex input"));
-    }
+    let (src, device) = real_input(ctx)?;
     let rank = src.sizes().len();
     let dim = super::softmax::wrap_dim(&name, ctx.int(1), rank)?;
     let keepdim = ctx.bool(2);
@@ -285,11 +280,7 @@ fn with_index(ctx: &Ctx, op: ReduceOp) -> Result<()> {
 /// argmax / argmin (self, dim?, keepdim)
 fn arg(ctx: &Ctx, op: ReduceOp, variant: Variant) -> Result<()> {
     let name = ctx.op.clone();
-    let src = ctx.tensor(0)?;
-    let device = common_device(&name, &[&src])?;
-    if src.dtype().is_complex() {
-        return Err(Error::use_fallback("complex input"));
-    }
+    let (src, device) = real_input(ctx)?;
     let rank = src.sizes().len();
     let keepdim = ctx.bool(2);
     let dim = if ctx.is_none(1) { None } else { Some(super::softmax::wrap_dim(&name, ctx.int(1), rank)?) };
@@ -317,11 +308,7 @@ fn arg(ctx: &Ctx, op: ReduceOp, variant: Variant) -> Result<()> {
 /// linalg_vector_norm(self, ord, dim?, keepdim, *, dtype) and .out
 fn vector_norm(ctx: &Ctx, variant: Variant) -> Result<()> {
     let name = ctx.op.clone();
-    let src = ctx.tensor(0)?;
-    let device = common_device(&name, &[&src])?;
-    if src.dtype().is_complex() {
-        return Err(Error::use_fallback("complex input"));
-    }
+    let (src, device) = real_input(ctx)?;
     if !src.dtype().is_floating() {
         return Err(Error::runtime(format!(
             "{name}: linalg.vector_norm: Expected a floating point or complex tensor as input. Got {}",
@@ -351,11 +338,7 @@ fn vector_norm(ctx: &Ctx, variant: Variant) -> Result<()> {
 /// (self, dim?, *, correction?, keepdim)
 fn var_std(ctx: &Ctx, std: bool, with_mean: bool, variant: Variant) -> Result<()> {
     let name = ctx.op.clone();
-    let src = ctx.tensor(0)?;
-    let device = common_device(&name, &[&src])?;
-    if src.dtype().is_complex() {
-        return Err(Error::use_fallback("complex input"));
-    }
+    let (src, device) = real_input(ctx)?;
     if !src.dtype().is_floating() {
         return Err(Error::runtime(format!("{name}: std and var only support floating point and complex dtypes")));
     }
