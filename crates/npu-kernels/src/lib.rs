@@ -9,6 +9,7 @@
 //! PyTorch's for the same mistake.
 
 mod activation;
+mod attention;
 mod argreduce;
 mod binary;
 mod conv;
@@ -39,6 +40,7 @@ mod variance;
 mod view;
 
 pub use activation::{activation, activation_backward, Activation, ActivationGrad};
+pub use attention::{attention_backward, attention_forward, attention_reference, AttentionDropout, AttentionParams};
 pub use argreduce::{arg_reduce, reduce_with_index};
 pub use binary::{binary, binary_scalar, clamp_scalar, where_, BinaryOp};
 pub use convert::{f32_to_bf16, Bool8, Complex, Element};

@@ -129,7 +129,7 @@ fn max_of<F: Float>(xs: &[F]) -> F {
 /// `sum(f(x[i]))` in 8 independent lanes (vectorizable, and more accurate than one running
 /// sum).
 #[inline(always)]
-fn lane_sum<F: Float>(n: usize, f: impl Fn(usize) -> F) -> F {
+pub(crate) fn lane_sum<F: Float>(n: usize, f: impl Fn(usize) -> F) -> F {
     let mut acc = [F::ZERO; 8];
     let full = n / 8 * 8;
     for i in (0..full).step_by(8) {
@@ -144,8 +144,25 @@ fn lane_sum<F: Float>(n: usize, f: impl Fn(usize) -> F) -> F {
     s
 }
 
-fn sum_of<F: Float>(xs: &[F]) -> F {
+pub(crate) fn sum_of<F: Float>(xs: &[F]) -> F {
     lane_sum(xs.len(), |i| xs[i])
+}
+
+/// The maximum in 8 independent lanes (vectorizable); NaNs are skipped, so callers that must
+/// propagate them let the NaN flow through their arithmetic instead.
+pub(crate) fn lane_max<F: Float>(xs: &[F]) -> F {
+    let mut acc = [-F::INFINITY; 8];
+    let full = xs.len() / 8 * 8;
+    for c in xs[..full].chunks_exact(8) {
+        for (a, &x) in acc.iter_mut().zip(c) {
+            *a = if x > *a { x } else { *a };
+        }
+    }
+    let mut m = -F::INFINITY;
+    for &x in acc.iter().chain(&xs[full..]) {
+        m = if x > m { x } else { m };
+    }
+    m
 }
 
 fn softmax_row<F: Float>(x: &mut [F], log: bool) {

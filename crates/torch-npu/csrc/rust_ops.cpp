@@ -337,4 +337,6 @@ void tnpu_cx_return_arg(void* ctx, int i) {
 
 void tnpu_cx_return_undefined(void* ctx) { ctx_of(ctx).results.emplace_back(at::Tensor()); }
 
+void tnpu_cx_return_int(void* ctx, int64_t v) { ctx_of(ctx).results.emplace_back(v); }
+
 }  // extern "C"

@@ -63,6 +63,7 @@ extern "C" {
     ) -> i32;
     fn tnpu_cx_return_arg(ctx: *mut c_void, i: i32);
     fn tnpu_cx_return_undefined(ctx: *mut c_void);
+    fn tnpu_cx_return_int(ctx: *mut c_void, v: i64);
     fn tnpu_cx_arg_string(ctx: *mut c_void, i: i32, out: *mut u8, cap: usize) -> i32;
     fn tnpu_cx_arg_scalar_list(ctx: *mut c_void, i: i32, out: *mut RawScalar, cap: usize) -> i32;
     fn tnpu_cx_pack_results(ctx: *mut c_void);
@@ -374,6 +375,11 @@ impl Ctx {
     /// Appends an undefined tensor to the results (a gradient that was not asked for).
     pub fn return_undefined(&self) {
         unsafe { tnpu_cx_return_undefined(self.raw) }
+    }
+
+    /// Appends an int (or SymInt) result.
+    pub fn return_int(&self, v: i64) {
+        unsafe { tnpu_cx_return_int(self.raw, v) }
     }
 
     /// Returns argument `i` itself (in-place and out= ops).

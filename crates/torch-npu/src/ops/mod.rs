@@ -11,8 +11,9 @@ use npu_kernels::{BinaryOp, UnaryOp};
 use crate::status::{ffi_call, Error, Result};
 use elementwise::{Kind, Variant};
 
-mod conv;
 mod activation;
+mod attention;
+mod conv;
 mod copy;
 mod elementwise;
 mod index;
@@ -271,7 +272,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(attention::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for (name, spec) in foreach::table() {
