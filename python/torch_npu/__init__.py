@@ -27,6 +27,8 @@ torch.utils.generate_methods_for_privateuse1_backend(
     for_tensor=True, for_module=True, for_packed_sequence=True, for_storage=True
 )
 
+from .fusion_attention import npu_fusion_attention, npu_fusion_attention_grad  # noqa: E402
+
 __version__ = "0.1.0"
 
 
