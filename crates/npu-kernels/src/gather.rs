@@ -39,7 +39,7 @@ fn split(v: &View, dim: usize) -> Split {
 }
 
 /// Element offsets of every position of `dims` (row-major).
-fn offsets(dims: &[(i64, i64)]) -> Vec<isize> {
+pub(crate) fn offsets(dims: &[(i64, i64)]) -> Vec<isize> {
     let mut out = vec![0isize];
     for &(n, s) in dims {
         out = out.iter().flat_map(|&o| (0..n).map(move |i| o + (i * s) as isize)).collect();

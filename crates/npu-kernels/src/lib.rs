@@ -30,6 +30,8 @@ mod pool;
 mod random;
 mod reduce;
 mod scalar;
+mod scan;
+mod scatter;
 mod select;
 mod simd;
 mod softmax;
@@ -60,6 +62,8 @@ pub use random::{
 };
 pub use reduce::{reduce, reduce_norm, ReduceOp};
 pub use scalar::Scalar;
+pub use scan::{scan, ScanOp};
+pub use scatter::{check_index_shapes, gather, scatter, ScatterReduce, ScatterSrc};
 pub use softmax::{softmax, softmax_backward};
 pub use select::{count_nonzero, masked_select};
 pub use ternary::{ternary, TernaryOp, Third};

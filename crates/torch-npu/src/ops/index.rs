@@ -120,6 +120,19 @@ pub fn cat_out(ctx: &Ctx) -> Result<()> {
 
 /// `v` with its leading dims merged into one (`[prod(lead), rest..]`), if its strides allow
 /// it without a copy.
+/// [`merge_leading`] of `v`, or of a contiguous copy of it (returned with the view, which
+/// points into it) when its leading dims do not merge. Runs on the stream: it reads the data.
+fn merged_or_copied(v: &View, keep: usize) -> std::result::Result<(View, Option<Vec<u64>>), String> {
+    if let Some(m) = merge_leading(v, keep) {
+        return Ok((m, None));
+    }
+    let mut buf = vec![0u64; (v.numel() * v.dtype.size()).div_ceil(8).max(1)];
+    let dense = View::contiguous(buf.as_mut_ptr() as *mut u8, v.dtype, &v.sizes);
+    npu_kernels::copy(&dense, v).map_err(|e| e.0)?;
+    let m = merge_leading(&dense, keep).ok_or("a contiguous view always merges")?;
+    Ok((m, Some(buf)))
+}
+
 fn merge_leading(v: &View, keep: usize) -> Option<View> {
     let r = v.sizes.len();
     if r < keep {
@@ -208,16 +221,17 @@ pub fn embedding_dense_backward(ctx: &Ctx) -> Result<()> {
         return Err(Error::use_fallback("non-float gradient"));
     }
     let d = *g.sizes().last().unwrap_or(&1);
-    let (Some(src), Some(idx)) = (merge_leading(&g.view, 1), merge_leading(&indices.view, 0)) else {
-        return Err(Error::use_fallback("layouts that do not flatten"));
-    };
-    if src.sizes[0] != idx.sizes[0] {
+    let rows = |v: &View, keep: usize| v.sizes[..v.sizes.len() - keep].iter().product::<i64>();
+    if rows(&g.view, 1) != rows(&indices.view, 0) {
         return Err(Error::runtime(format!("{op}: grad_output {:?} does not match indices {:?}", g.sizes(), indices.sizes())));
     }
     let out = ctx.new_output(&[num, d], None, g.dtype(), device)?;
-    let dst = out.view.clone();
+    let (dst, gv, iv) = (out.view.clone(), g.view, indices.view);
     let skip = (padding >= 0).then_some(padding);
     launch(&op, device, move || {
+        // e.g. token-type ids expanded over the batch (stride 0) do not merge: copy them
+        let (src, _g) = merged_or_copied(&gv, 1)?;
+        let (idx, _i) = merged_or_copied(&iv, 0)?;
         npu_kernels::fill(&dst, npu_kernels::Scalar::Int(0)).map_err(|e| e.0)?;
         npu_kernels::index_add(&dst, 0, &idx, &src, 1.0, skip, by_freq).map_err(|e| e.0)
     })
@@ -261,4 +275,38 @@ pub fn index_add_(ctx: &Ctx) -> Result<()> {
 
 pub fn index_add_out(ctx: &Ctx) -> Result<()> {
     index_add_impl(ctx, Variant::Out)
+}
+
+/// flip(self, dims) and flip.out: a copy read through a view with the flipped dims' strides
+/// negated.
+fn flip_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
+    let op = ctx.op.clone();
+    let x = ctx.tensor(0)?;
+    let device = common_device(&op, &[&x])?;
+    let rank = x.sizes().len();
+    let mut seen = vec![false; rank.max(1)];
+    let mut src = x.view.clone();
+    for d in ctx.int_list(1)? {
+        let w = super::softmax::wrap_dim(&op, d, rank)?;
+        if std::mem::replace(&mut seen[w], true) {
+            return Err(Error::runtime(format!("{op}: dim {w} appears multiple times in the list of dims")));
+        }
+        if rank == 0 || src.sizes[w] <= 1 || x.numel() == 0 {
+            continue;
+        }
+        let last = (src.sizes[w] - 1) * src.strides[w] * src.dtype.size() as i64;
+        src.ptr = src.ptr.wrapping_offset(last as isize);
+        src.strides[w] = -src.strides[w];
+    }
+    let out = output(ctx, variant, x.sizes(), x.dtype(), device)?;
+    let dst = out.view.clone();
+    launch(&op, device, move || npu_kernels::copy(&dst, &src).map_err(|e| e.0))
+}
+
+pub fn flip(ctx: &Ctx) -> Result<()> {
+    flip_impl(ctx, Variant::Functional)
+}
+
+pub fn flip_out(ctx: &Ctx) -> Result<()> {
+    flip_impl(ctx, Variant::Out)
 }

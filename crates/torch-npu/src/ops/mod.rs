@@ -22,6 +22,8 @@ mod loss;
 mod norm;
 mod pool;
 mod reduce;
+mod scan;
+mod scatter;
 mod promote;
 pub mod ctx;
 mod fill;
@@ -95,6 +97,8 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("index_select", index::index_select),
     ("index_select.out", index::index_select_out),
     ("embedding_dense_backward", index::embedding_dense_backward),
+    ("flip", index::flip),
+    ("flip.out", index::flip_out),
     ("index_add", index::index_add),
     ("index_add_", index::index_add_),
     ("index_add.out", index::index_add_out),
@@ -272,7 +276,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(attention::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(attention::OPS).chain(scan::OPS).chain(scatter::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for (name, spec) in foreach::table() {
