@@ -101,3 +101,56 @@ def test_foreach_ops_match_cpu():
     same(an, [torch.zeros_like(t) for t in a])
     with pytest.raises(RuntimeError, match="same number of tensors"):
         torch._foreach_add(an, bn[:2])
+
+
+@pytest.mark.parametrize("opt,kw", [
+    ("Adam", dict(weight_decay=0.01)),
+    ("Adam", dict(amsgrad=True, maximize=True)),
+    ("AdamW", dict(weight_decay=0.1)),
+    ("AdamW", dict(amsgrad=True)),
+    ("SGD", dict(momentum=0.9, nesterov=True, weight_decay=0.01)),
+    ("SGD", dict(momentum=0.9, dampening=0.1)),
+    ("SGD", dict()),
+])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_fused_optimizers_match_cpu(opt, kw, dtype):
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(dtype)
+    model_n = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)).to(dtype).npu()
+    model_n.load_state_dict(model.state_dict())
+    kw = dict(lr=0.05, fused=True, **kw)
+    o, on = getattr(torch.optim, opt)(model.parameters(), **kw), getattr(torch.optim, opt)(model_n.parameters(), **kw)
+    x, y = make((16, 6), dtype, 1), make((16, 3), dtype, 2)
+    for _ in range(4):
+        for m, op, dev in ((model, o, "cpu"), (model_n, on, "npu")):
+            op.zero_grad()
+            ((m(x.to(dev)) - y.to(dev)) ** 2).mean().backward()
+            op.step()
+    t = dict(atol=1e-4, rtol=1e-4) if dtype != torch.bfloat16 else dict(atol=2e-2, rtol=2e-2)
+    for p, pn in zip(model.parameters(), model_n.parameters()):
+        check(pn.detach(), p.detach(), **t)
+    for s, sn in zip(o.state.values(), on.state.values()):
+        for k in s:
+            check(sn[k], s[k], **t)
+
+
+def test_fused_adam_grad_scale_and_found_inf():
+    params = [make((4, 3), torch.float32, i) for i in range(2)]
+    grads = [make((4, 3), torch.float32, 10 + i) for i in range(2)]
+
+    def run(dev, found):
+        p = [t.clone().to(dev) for t in params]
+        g = [t.clone().to(dev) for t in grads]
+        m = [torch.zeros_like(t) for t in p]
+        v = [torch.zeros_like(t) for t in p]
+        steps = [torch.tensor(1.0, device=dev) for _ in p]
+        torch._fused_adamw_(p, g, m, v, [], steps, lr=0.1, beta1=0.9, beta2=0.99, weight_decay=0.01,
+                            eps=1e-8, amsgrad=False, maximize=False,
+                            grad_scale=torch.tensor(4.0, device=dev), found_inf=torch.tensor(found, device=dev))
+        return p + g + m + v
+
+    for found in (0.0, 1.0):
+        for a, b in zip(run("npu", found), run("cpu", found)):
+            check(a, b)
+    # found_inf = 1 leaves everything untouched
+    assert all(torch.equal(a.cpu(), b) for a, b in zip(run("npu", 1.0)[:2], params))
