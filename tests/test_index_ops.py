@@ -91,3 +91,76 @@ def test_triu_tril(dtype, diagonal):
     check(xn, x.triu(diagonal))
     mask = torch.nn.Transformer.generate_square_subsequent_mask(5, device="npu")
     check(mask, torch.nn.Transformer.generate_square_subsequent_mask(5))
+
+
+ADVANCED = {
+    "long": lambda t, d: t[torch.tensor([0, 2, 3, 0]).to(d)],
+    "middle": lambda t, d: t[:, torch.tensor([[1], [4]]).to(d)],
+    "split": lambda t, d: t[torch.tensor([[0, 2]]).to(d), :, torch.tensor([1, -1]).to(d)],
+    "mask": lambda t, d: t[(t.float() > 0).to(d)],
+    "mask2d": lambda t, d: t[(t.float() > 0)[:, :, 0].to(d)],
+    "cpu_index": lambda t, d: t[torch.tensor([1, 3])],
+    "scalar": lambda t, d: t[..., torch.tensor(-1).to(d)],
+    "mixed": lambda t, d: t[torch.tensor([0, 3]).to(d), 1:3, torch.tensor([[5], [0]]).to(d)],
+    "int32": lambda t, d: t[torch.tensor([1, 0], dtype=torch.int32).to(d)],
+}
+
+
+@pytest.mark.parametrize("case", list(ADVANCED))
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.bool, torch.bfloat16])
+def test_advanced_indexing(case, dtype):
+    x = make((4, 5, 6), dtype, 1)
+    f = ADVANCED[case]
+    check(f(x.npu(), "npu"), f(x, "cpu"))
+    check(f(x.transpose(0, 1).contiguous().transpose(0, 1).npu(), "npu"), f(x, "cpu"))  # non-contiguous
+
+
+def test_advanced_indexing_backward_and_index_put():
+    x = make((5, 4), torch.float32, 2)
+    idx = torch.tensor([0, 3, 0, 1])
+    a, an = x.clone().requires_grad_(), x.npu().requires_grad_()
+    (a[idx] ** 2).sum().backward()
+    (an[idx.npu()] ** 2).sum().backward()
+    check(an.grad, a.grad)  # index_put_ with accumulate: duplicates add up
+    for accumulate in (False, True):
+        y, yn = x.clone(), x.npu()
+        v = make((3, 4), torch.float32, 3)
+        rows = torch.tensor([1, 4, 1])
+        y.index_put_((rows,), v, accumulate=accumulate)
+        yn.index_put_((rows.npu(),), v.npu(), accumulate=accumulate)
+        check(yn, y)
+    y, yn = x.clone(), x.npu()
+    y[y > 0] = -1.0
+    yn[yn > 0] = -1.0
+    check(yn, y)
+    y[torch.tensor([0, 2]), torch.tensor([1, 3])] = torch.tensor(7.0)
+    yn[torch.tensor([0, 2]).npu(), torch.tensor([1, 3]).npu()] = torch.tensor(7.0)
+    check(yn, y)
+    check(torch.index_put(x.npu(), (idx.npu(),), torch.ones(4).npu(), True), torch.index_put(x, (idx,), torch.ones(4), True))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int32, torch.bool, torch.float16])
+def test_nonzero(dtype):
+    x = make((3, 4, 5), dtype, 4)
+    check(torch.nonzero(x.npu()), torch.nonzero(x))
+    check(torch.nonzero(x.npu().transpose(0, 2)), torch.nonzero(x.transpose(0, 2)))
+    check(torch.nonzero(torch.zeros(0, 3, dtype=dtype).npu()), torch.nonzero(torch.zeros(0, 3, dtype=dtype)))
+    check(torch.nonzero(torch.tensor(1, dtype=dtype).npu()), torch.nonzero(torch.tensor(1, dtype=dtype)))
+    idx = torch.where(x.npu() != 0)
+    for a, b in zip(idx, torch.where(x != 0)):
+        check(a, b)
+
+
+def test_bad_advanced_indices():
+    x = torch.zeros(3, 4).npu()
+    with pytest.raises(IndexError, match="too many indices"):
+        x[torch.tensor([0]).npu(), torch.tensor([0]).npu(), torch.tensor([0]).npu()]
+    with pytest.raises(IndexError, match="shape of the mask"):
+        x[torch.ones(4, dtype=torch.bool).npu()]
+    with pytest.raises(IndexError):
+        x[torch.tensor([0, 1]).npu(), torch.tensor([0, 1, 2]).npu()]
+    with pytest.raises(RuntimeError, match="out of bounds"):
+        x[torch.tensor([3]).npu()].cpu()
+    with pytest.raises(RuntimeError, match="dtypes match"):
+        x.index_put_((torch.tensor([0]).npu(),), torch.ones(4, dtype=torch.float64).npu())
+    check(x + 1, torch.ones(3, 4))

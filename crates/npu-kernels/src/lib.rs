@@ -9,6 +9,7 @@
 //! PyTorch's for the same mistake.
 
 mod activation;
+mod advanced_index;
 mod attention;
 mod argreduce;
 mod binary;
@@ -42,6 +43,7 @@ mod unary;
 mod variance;
 mod view;
 
+pub use advanced_index::{index_gather, index_put, index_result_shape};
 pub use activation::{activation, activation_backward, Activation, ActivationGrad};
 pub use attention::{attention_backward, attention_forward, attention_reference, AttentionDropout, AttentionParams};
 pub use argreduce::{arg_reduce, reduce_with_index};
@@ -67,7 +69,7 @@ pub use scalar::Scalar;
 pub use scan::{scan, ScanOp};
 pub use scatter::{check_index_shapes, gather, scatter, ScatterReduce, ScatterSrc};
 pub use softmax::{softmax, softmax_backward};
-pub use select::{count_nonzero, masked_select};
+pub use select::{count_nonzero, masked_select, nonzero};
 pub use ternary::{ternary, TernaryOp, Third};
 pub use tri::triangle;
 pub use unary::{unary, UnaryOp};

@@ -154,7 +154,7 @@ pub fn gather(dst: &View, src: &View, dim: usize, index: &View) -> Result<(), Ke
 
 /// One element read and written as f64 (floats) or i64 (integers and bool).
 #[derive(Clone, Copy)]
-enum Num {
+pub(crate) enum Num {
     F(f64),
     I(i64),
 }
@@ -181,7 +181,7 @@ fn combine(r: ScatterReduce, a: Num, b: Num) -> Num {
     }
 }
 
-struct Access {
+pub(crate) struct Access {
     load_f: crate::elementwise::LoadFn<f64>,
     load_i: crate::elementwise::LoadFn<i64>,
     store_f: crate::elementwise::StoreFn<f64>,
@@ -190,7 +190,7 @@ struct Access {
 }
 
 impl Access {
-    fn new(dtype: DType) -> Access {
+    pub(crate) fn new(dtype: DType) -> Access {
         Access {
             load_f: loader::<f64>(dtype, None),
             load_i: loader::<i64>(dtype, None),
@@ -199,7 +199,10 @@ impl Access {
             float: dtype.is_floating(),
         }
     }
-    unsafe fn get(&self, p: *const u8) -> Num {
+    pub(crate) fn add(&self, a: Num, b: Num) -> Num {
+        combine(ScatterReduce::Sum, a, b)
+    }
+    pub(crate) unsafe fn get(&self, p: *const u8) -> Num {
         if self.float {
             let mut v = [0.0];
             (self.load_f)(p, 1, &mut v);
@@ -210,7 +213,7 @@ impl Access {
             Num::I(v[0])
         }
     }
-    unsafe fn set(&self, p: *mut u8, v: Num) {
+    pub(crate) unsafe fn set(&self, p: *mut u8, v: Num) {
         match v {
             Num::F(x) => (self.store_f)(&[x], p, 1),
             Num::I(x) => (self.store_i)(&[x], p, 1),

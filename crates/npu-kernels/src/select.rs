@@ -2,7 +2,7 @@
 
 use crate::elementwise::{reject_complex, truth_loader, CHUNK};
 use crate::view::{err, par_ranges, Layout, Ptr, View};
-use crate::KernelError;
+use crate::{DType, KernelError};
 
 /// Elements per parallel block (fixed, so the split never matters).
 const BLOCK: usize = 64 * 1024;
@@ -154,4 +154,45 @@ fn gather<T: Copy>(dst: &View, src: &View, mask: &View, n: usize, starts: &[usiz
             });
         }
     });
+}
+
+/// `nonzero`: the coordinates of every nonzero element of `src` in row-major order, as the rows
+/// of the int64 `dst` [count_nonzero(src), rank].
+pub fn nonzero(dst: &View, src: &View) -> Result<(), KernelError> {
+    let name = "nonzero";
+    reject_complex(name, &[src.dtype])?;
+    let n = src.validate(name)?;
+    dst.validate(name)?;
+    dst.check_writable(name)?;
+    let rank = src.sizes.len();
+    if dst.dtype != DType::I64 || dst.sizes.len() != 2 || dst.sizes[1] != rank as i64 {
+        return Err(err(name, format!("output must be int64 of shape [count, {rank}], got {:?} {}", dst.sizes, dst.dtype.name())));
+    }
+    let load = crate::elementwise::loader::<f64>(src.dtype, None);
+    let (sp, size) = (crate::view::Ptr::new(src.ptr), src.dtype.size());
+    let mut pos = vec![0i64; rank];
+    let mut row = 0i64;
+    for _ in 0..n {
+        let off: i64 = pos.iter().zip(&src.strides).map(|(p, s)| p * s).sum();
+        let mut v = [0.0];
+        unsafe { load(sp.byte_at(off as isize, size), 1, &mut v) };
+        if v[0] != 0.0 || v[0].is_nan() {
+            if row >= dst.sizes[0] {
+                return Err(err(name, "more nonzero elements than output rows".into()));
+            }
+            for (k, &p) in pos.iter().enumerate() {
+                let o = row * dst.strides[0] + k as i64 * dst.strides[1];
+                unsafe { *(dst.ptr as *mut i64).offset(o as isize) = p };
+            }
+            row += 1;
+        }
+        for d in (0..rank).rev() {
+            pos[d] += 1;
+            if pos[d] < src.sizes[d] {
+                break;
+            }
+            pos[d] = 0;
+        }
+    }
+    Ok(())
 }

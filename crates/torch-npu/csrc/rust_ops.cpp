@@ -255,6 +255,26 @@ int tnpu_cx_arg_bool_list(void* ctx, int i, uint8_t* out, size_t cap) {
   return static_cast<int>(list.size());
 }
 
+// Tensor?[] arguments (a list whose items may be None).
+int tnpu_cx_arg_opt_tensor_list_len(void* ctx, int i) {
+  auto& v = ctx_of(ctx).arg(i);
+  return v.isList() ? static_cast<int>(v.toListRef().size()) : -1;
+}
+
+int tnpu_cx_arg_opt_tensor_list_item(void* ctx, int i, int item, TnpuTensor* out) {
+  int found = 0;
+  int status = guarded(ctx, [&] {
+    auto& v = ctx_of(ctx).arg(i);
+    if (!v.isList()) return 0;
+    const auto& e = v.toListRef()[static_cast<size_t>(item)];
+    if (!e.isTensor() || !e.toTensor().defined()) return 0;
+    torch_npu::describe(e.toTensor(), out);
+    found = 1;
+    return 0;
+  });
+  return status == TNPU_OK ? found : -1;
+}
+
 int tnpu_cx_arg_tensor_list_len(void* ctx, int i) {
   auto& v = ctx_of(ctx).arg(i);
   return v.isTensorList() ? static_cast<int>(v.toTensorList().size()) : -1;

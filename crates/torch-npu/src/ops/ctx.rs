@@ -64,6 +64,8 @@ extern "C" {
     fn tnpu_cx_return_arg(ctx: *mut c_void, i: i32);
     fn tnpu_cx_return_undefined(ctx: *mut c_void);
     fn tnpu_cx_return_int(ctx: *mut c_void, v: i64);
+    fn tnpu_cx_arg_opt_tensor_list_len(ctx: *mut c_void, i: i32) -> i32;
+    fn tnpu_cx_arg_opt_tensor_list_item(ctx: *mut c_void, i: i32, item: i32, out: *mut RawTensor) -> i32;
     fn tnpu_cx_arg_string(ctx: *mut c_void, i: i32, out: *mut u8, cap: usize) -> i32;
     fn tnpu_cx_arg_scalar_list(ctx: *mut c_void, i: i32, out: *mut RawScalar, cap: usize) -> i32;
     fn tnpu_cx_pack_results(ctx: *mut c_void);
@@ -224,6 +226,24 @@ impl Ctx {
                     return Err(Error::value(format!("{}: tensor {k} of the list is undefined", self.op)));
                 }
                 tensor_from(&raw, &self.op)
+            })
+            .collect()
+    }
+
+    /// A `Tensor?[]` argument.
+    pub fn opt_tensor_list(&self, i: usize) -> Result<Vec<Option<Tensor>>> {
+        let n = unsafe { tnpu_cx_arg_opt_tensor_list_len(self.raw, i as i32) };
+        if n < 0 {
+            return Err(Error::type_error(format!("{}: argument {i} must be a list of optional tensors", self.op)));
+        }
+        (0..n)
+            .map(|k| {
+                let mut raw = raw_tensor();
+                match unsafe { tnpu_cx_arg_opt_tensor_list_item(self.raw, i as i32, k, &mut raw) } {
+                    0 => Ok(None),
+                    1 => tensor_from(&raw, &self.op).map(Some),
+                    _ => Err(accessor_failed()),
+                }
             })
             .collect()
     }

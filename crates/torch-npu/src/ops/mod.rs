@@ -12,6 +12,7 @@ use crate::status::{ffi_call, Error, Result};
 use elementwise::{Kind, Variant};
 
 mod activation;
+mod advanced_index;
 mod attention;
 mod conv;
 mod copy;
@@ -277,7 +278,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(attention::OPS).chain(optim::OPS).chain(scan::OPS).chain(scatter::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(advanced_index::OPS).chain(attention::OPS).chain(optim::OPS).chain(scan::OPS).chain(scatter::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for (name, spec) in foreach::table() {
