@@ -101,3 +101,76 @@ def test_where_and_masked_fill(dtype):
     check(a.npu().masked_fill(m.npu(), torch.tensor(value, device="npu")), a.masked_fill(m, torch.tensor(value)))
     with pytest.raises(RuntimeError, match="boolean"):
         torch.where(a.npu() if dtype != torch.bool else a.npu().int(), a.npu(), b.npu())
+
+
+PAIR_LOSSES = {
+    "mse": lambda x, t, r: F.mse_loss(x, t, reduction=r),
+    "l1": lambda x, t, r: F.l1_loss(x, t, reduction=r),
+    "smooth_l1": lambda x, t, r: F.smooth_l1_loss(x, t, reduction=r, beta=0.5),
+    "huber": lambda x, t, r: F.huber_loss(x, t, reduction=r, delta=0.7),
+    "bce": lambda x, t, r: F.binary_cross_entropy(torch.sigmoid(x), t.sigmoid(), reduction=r),
+    "bce_logits": lambda x, t, r: F.binary_cross_entropy_with_logits(x, t.sigmoid(), reduction=r),
+}
+
+
+@pytest.mark.parametrize("name", list(PAIR_LOSSES))
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_pair_losses_forward_backward(name, reduction, dtype):
+    f = PAIR_LOSSES[name]
+    x, t = make((4, 6), dtype, 1) / 4, make((4, 6), dtype, 2) / 4
+    a, an = x.clone().requires_grad_(), x.npu().requires_grad_()
+    y, yn = f(a, t, reduction), f(an, t.npu(), reduction)
+    t_ = dict(atol=2e-2, rtol=2e-2) if dtype in (torch.float16, torch.bfloat16) else {}
+    check(yn, y, **t_)
+    g = make(y.shape, dtype, 3)
+    y.backward(g)
+    yn.backward(g.npu())
+    check(an.grad, a.grad, **t_)
+
+
+def test_pair_loss_weights_broadcast_and_empty():
+    x, t, w = make((3, 5), torch.float64, 1), torch.rand(3, 5, dtype=torch.float64), torch.rand(5, dtype=torch.float64)
+    p = torch.sigmoid(x)
+    a, an = p.clone().requires_grad_(), p.npu().requires_grad_()
+    F.binary_cross_entropy(a, t, weight=w).backward()
+    F.binary_cross_entropy(an, t.npu(), weight=w.npu()).backward()
+    check(an.grad, a.grad)
+    l, ln = F.binary_cross_entropy_with_logits(x, t, pos_weight=w), F.binary_cross_entropy_with_logits(x.npu(), t.npu(), pos_weight=w.npu())
+    check(ln, l)
+    check(F.mse_loss(x.npu(), t[:1].npu()), F.mse_loss(x, t[:1]))  # broadcast target (PyTorch warns)
+    e = torch.empty(0, 3)
+    check(F.mse_loss(e.npu(), e.npu(), reduction="sum"), F.mse_loss(e, e, reduction="sum"))
+    check(F.mse_loss(e.npu(), e.npu()), F.mse_loss(e, e))  # nan, as on CPU
+    with pytest.raises(RuntimeError, match="negative values for beta"):
+        F.smooth_l1_loss(x.npu(), t.npu(), beta=-1.0)
+
+
+def as_accurate_as_cpu(npu, cpu, ref):
+    """16-bit results: the npu's error against an f64 evaluation is at most twice CPU's (plus
+    one unit in the last place). CPU rounds some intermediates to the 16-bit type; we round once."""
+    ulp = torch.finfo(cpu.dtype).eps * ref.abs().max().item()
+    err_npu = (npu.cpu().double() - ref).abs().max().item()
+    err_cpu = (cpu.double() - ref).abs().max().item()
+    assert err_npu <= 2 * err_cpu + ulp, (err_npu, err_cpu)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_logsigmoid_and_glu(dtype):
+    x = make((4, 6), dtype, 5)
+    half = dtype in (torch.float16, torch.bfloat16)
+    for f in (F.logsigmoid, lambda z: F.glu(z, -1), lambda z: F.glu(z, 0)):
+        a, an, a64 = x.clone().requires_grad_(), x.npu().requires_grad_(), x.double().clone().requires_grad_()
+        y, yn, y64 = f(a), f(an), f(a64)
+        g = make(y.shape, dtype, 6)
+        y.backward(g)
+        yn.backward(g.npu())
+        y64.backward(g.double())
+        if half:
+            as_accurate_as_cpu(yn, y, y64)
+            as_accurate_as_cpu(an.grad, a.grad, a64.grad)
+        else:
+            check(yn, y)
+            check(an.grad, a.grad)
+    with pytest.raises(RuntimeError, match="even"):
+        F.glu(x[:, :5].npu(), -1)

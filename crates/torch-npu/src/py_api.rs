@@ -69,6 +69,23 @@ fn synchronize(py: Python<'_>, device: i32) -> PyResult<()> {
     py.detach(|| rt::device_synchronize(device)).map_err(|e| rt_err(py, e))
 }
 
+extern "C" {
+    fn tnpu_cx_drain_autograd(device: i32, err: *mut std::ffi::c_char, len: usize) -> i32;
+}
+
+/// Runs one C++-only backward pass on `device`'s autograd engine thread, with the GIL released
+/// so that the thread can finish releasing earlier graph tasks (see python/torch_npu/_exit.py).
+#[pyfunction]
+fn drain_autograd(py: Python<'_>, device: i32) -> PyResult<()> {
+    let mut err = [0 as std::ffi::c_char; 512];
+    let status = py.detach(|| unsafe { tnpu_cx_drain_autograd(device, err.as_mut_ptr(), err.len()) });
+    if status != 0 {
+        let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+        return Err(pyo3::exceptions::PyRuntimeError::new_err(msg));
+    }
+    Ok(())
+}
+
 #[pyfunction]
 fn launch_blocking() -> bool {
     rt::is_launch_blocking()
@@ -232,6 +249,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(total_memory, m)?)?;
     m.add_function(wrap_pyfunction!(synchronize, m)?)?;
     m.add_function(wrap_pyfunction!(launch_blocking, m)?)?;
+    m.add_function(wrap_pyfunction!(drain_autograd, m)?)?;
     m.add_function(wrap_pyfunction!(memory_stats, m)?)?;
     m.add_function(wrap_pyfunction!(reset_peak_memory_stats, m)?)?;
     m.add_function(wrap_pyfunction!(reset_accumulated_memory_stats, m)?)?;

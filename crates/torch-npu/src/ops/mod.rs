@@ -22,6 +22,7 @@ mod linalg;
 mod loss;
 mod norm;
 mod optim;
+mod pair_loss;
 mod pool;
 mod reduce;
 mod scan;
@@ -245,6 +246,8 @@ const UNARY: &[(&str, UnaryOp, Kind)] = &[
     ("round", UnaryOp::Round, Kind::Promoted),
     ("frac", UnaryOp::Frac, Kind::Promoted),
     ("sign", UnaryOp::Sign, Kind::Promoted),
+    // sgn is sign for real numbers (complex inputs take the CPU fallback)
+    ("sgn", UnaryOp::Sign, Kind::Promoted),
     ("bitwise_not", UnaryOp::BitwiseNot, Kind::Promoted),
 ];
 
@@ -278,7 +281,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(advanced_index::OPS).chain(attention::OPS).chain(optim::OPS).chain(scan::OPS).chain(scatter::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(advanced_index::OPS).chain(attention::OPS).chain(optim::OPS).chain(pair_loss::OPS).chain(scan::OPS).chain(scatter::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for (name, spec) in foreach::table() {
