@@ -359,3 +359,54 @@ pub fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, variant: Variant) -> Result<()>
         npu_kernels::unary(op, &dst, &va, compute).map_err(|e| e.0)
     })
 }
+
+/// clamp / clamp.Tensor (functional, in-place, out=): `min(max(x, lo), hi)` with either bound
+/// optional, scalar or tensor (broadcast), in the promoted dtype; `lo > hi` gives `hi`.
+pub fn clamp(ctx: &Ctx, variant: Variant) -> Result<()> {
+    let name = ctx.op.clone();
+    let x = input(ctx, 0)?;
+    let bound = |i: usize| -> Result<Option<Input>> { if ctx.is_none(i) { Ok(None) } else { input(ctx, i).map(Some) } };
+    let (lo, hi) = (bound(1)?, bound(2)?);
+    if lo.is_none() && hi.is_none() {
+        return Err(Error::runtime(format!("{name}: torch.clamp: At least one of 'min' or 'max' must not be None")));
+    }
+    let mut all = vec![&x];
+    all.extend(lo.iter());
+    all.extend(hi.iter());
+    let p = plan(ctx, &all, Kind::Promoted, variant)?;
+    if p.compute == DType::Bool {
+        return Err(Error::runtime(format!("{name}: \"clamp_cpu\" not implemented for 'Bool'")));
+    }
+    let out = output(ctx, variant, &p.sizes, p.result, p.device)?;
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    let (vx, kx) = input_view(&x, &p.sizes, &name)?;
+    let dst = out.view.clone();
+    let compute = p.compute;
+    let host = |b: &Option<Input>| match b {
+        Some(Input::Host(s, _)) => Some(*s),
+        _ => None,
+    };
+    if lo.as_ref().is_none_or(|b| matches!(b, Input::Host(..))) && hi.as_ref().is_none_or(|b| matches!(b, Input::Host(..))) {
+        let (l, h) = (host(&lo), host(&hi));
+        return launch(&name, p.device, move || {
+            let _keep = kx;
+            npu_kernels::clamp_scalar(&dst, &vx, l, h, compute).map_err(|e| e.0)
+        });
+    }
+    let view = |b: &Option<Input>| b.as_ref().map(|b| input_view(b, &p.sizes, &name)).transpose();
+    let (vl, vh) = (view(&lo)?, view(&hi)?);
+    launch(&name, p.device, move || {
+        let one = Scalar::Int(1);
+        let mut src = vx.clone();
+        for (op, bound) in [(BinaryOp::Maximum, &vl), (BinaryOp::Minimum, &vh)] {
+            if let Some((v, _keep)) = bound {
+                npu_kernels::binary(op, &dst, &src, v, one, compute).map_err(|e| e.0)?;
+                src = dst.clone();
+            }
+        }
+        let _keep = kx;
+        Ok(())
+    })
+}

@@ -51,6 +51,7 @@ enum Adapter {
     /// div with rounding_mode (None, "trunc" or "floor").
     DivMode(Variant),
     Foreach(foreach::Spec),
+    Clamp(Variant),
 }
 
 impl Adapter {
@@ -61,6 +62,7 @@ impl Adapter {
             Adapter::Unary(op, kind, variant) => elementwise::unary(ctx, op, kind, variant),
             Adapter::DivMode(variant) => elementwise::div_mode(ctx, variant),
             Adapter::Foreach(spec) => foreach::run(ctx, spec),
+            Adapter::Clamp(variant) => elementwise::clamp(ctx, variant),
         }
     }
 }
@@ -173,6 +175,15 @@ const BINARY_NAMED: &[(BinaryOp, Kind, &[(&str, Variant)])] = {
         (BinaryOp::Atan2, Kind::Float, &[("atan2", Functional), ("atan2_", InPlace), ("atan2.out", Out)]),
         (BinaryOp::Hypot, Kind::Promoted, &[("hypot", Functional), ("hypot_", InPlace), ("hypot.out", Out)]),
         (BinaryOp::Maximum, Kind::Promoted, &[("maximum", Functional), ("maximum.out", Out)]),
+        // clamp with one bound is maximum / minimum with PyTorch's promotion
+        (BinaryOp::Maximum, Kind::Promoted, &[
+            ("clamp_min", Functional), ("clamp_min_", InPlace), ("clamp_min.out", Out),
+            ("clamp_min.Tensor", Functional), ("clamp_min_.Tensor", InPlace), ("clamp_min.Tensor_out", Out),
+        ]),
+        (BinaryOp::Minimum, Kind::Promoted, &[
+            ("clamp_max", Functional), ("clamp_max_", InPlace), ("clamp_max.out", Out),
+            ("clamp_max.Tensor", Functional), ("clamp_max_.Tensor", InPlace), ("clamp_max.Tensor_out", Out),
+        ]),
         (BinaryOp::Minimum, Kind::Promoted, &[("minimum", Functional), ("minimum.out", Out)]),
         (BinaryOp::Fmax, Kind::Promoted, &[("fmax", Functional), ("fmax.out", Out)]),
         (BinaryOp::Fmin, Kind::Promoted, &[("fmin", Functional), ("fmin.out", Out)]),
@@ -287,6 +298,9 @@ fn build_table() -> Vec<(String, Adapter)> {
     }
     for (name, spec) in foreach::table() {
         t.push((name, Adapter::Foreach(spec)));
+    }
+    for (name, variant) in [("clamp", Functional), ("clamp_", InPlace), ("clamp.out", Out), ("clamp.Tensor", Functional), ("clamp_.Tensor", InPlace), ("clamp.Tensor_out", Out)] {
+        t.push((name.to_string(), Adapter::Clamp(variant)));
     }
     for name in ["pow.Tensor_Tensor", "pow.Tensor_Scalar", "pow.Scalar"] {
         let op = BinaryOp::Pow;
