@@ -189,3 +189,37 @@ def test_pow_negative_integer_exponent_fails_at_the_call():
     with pytest.raises(RuntimeError, match="Integers to negative integer powers are not allowed"):
         torch.pow(torch.ones(3, dtype=torch.int64, device="npu"), -1)
     torch.npu.synchronize()  # nothing left pending
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int32, torch.int64, torch.uint8])
+def test_clamp(dtype):
+    x = make((4, 5), dtype, 1)
+    lo, hi = make((5,), dtype, 2), make((4, 1), dtype, 3)
+    forms = [
+        lambda t, l, h: t.clamp(-3, 5), lambda t, l, h: t.clamp(min=2), lambda t, l, h: t.clamp(max=-1),
+        lambda t, l, h: t.clamp(3, 1),  # min > max gives max
+        lambda t, l, h: torch.clamp(t, l, h), lambda t, l, h: torch.clamp(t, min=l), lambda t, l, h: t.clamp_min(l),
+        lambda t, l, h: t.clamp_max(h), lambda t, l, h: t.clamp_min(1), lambda t, l, h: t.clamp_max(2),
+        lambda t, l, h: t.clamp(2, 7.5),  # a float bound promotes integer tensors
+    ]
+    for f in forms:
+        check(f(x.npu(), lo.npu(), hi.npu()), f(x, lo, hi))
+    y, yn = x.clone(), x.npu()
+    y.clamp_(min=0)
+    yn.clamp_(min=0)
+    check(yn, y)
+    out = torch.empty(0, dtype=dtype).npu()
+    torch.clamp(x.npu(), lo.npu(), hi.npu(), out=out)
+    check(out, torch.clamp(x, lo, hi))
+
+
+def test_clamp_nan_backward_and_errors():
+    x = torch.tensor([float("nan"), -2.0, 0.25, 3.0])
+    check(x.npu().clamp(-1, 1), x.clamp(-1, 1))
+    check(x.npu().clamp(torch.tensor(float("nan")).npu()), x.clamp(torch.tensor(float("nan"))))
+    a, an = x[1:].clone().requires_grad_(), x[1:].npu().requires_grad_()
+    a.clamp(-1, 1).sum().backward()
+    an.clamp(-1, 1).sum().backward()
+    check(an.grad, a.grad)
+    with pytest.raises(RuntimeError, match="At least one of 'min' or 'max'"):
+        torch.clamp(x.npu())

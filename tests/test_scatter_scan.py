@@ -91,7 +91,8 @@ def test_scatter_legacy_reduce_out_and_backward():
 def test_bad_scatter_and_gather_arguments_raise_and_the_device_survives():
     x = torch.zeros(3, 4).npu()
     with pytest.raises(RuntimeError, match="int64"):
-        torch.gather(x, 0, torch.zeros(2, 4, dtype=torch.int32).npu())
+        torch.gather(x, 0, torch.zeros(2, 4).npu())
+    check(torch.gather(x, 0, torch.ones(2, 4, dtype=torch.int32).npu()), torch.zeros(2, 4))  # int32 indices are fine
     with pytest.raises(RuntimeError, match="no larger|Size does not match"):
         torch.gather(x, 0, torch.zeros(2, 5, dtype=torch.long).npu())
     with pytest.raises(RuntimeError, match="dtype"):

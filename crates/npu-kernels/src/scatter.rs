@@ -75,6 +75,9 @@ pub fn check_index_shapes(op: &str, index: &View, dim: usize, other: &View, also
 /// Shape rules shared by gather and scatter: same rank, and index no larger than `other` in
 /// every dim except `dim` (`also` is checked in every dim).
 fn check_shapes(op: &str, index: &View, dim: usize, other: &View, also: Option<&View>) -> Result<(), KernelError> {
+    if index.numel() == 0 {
+        return Ok(()); // nothing to read or write, whatever the shapes (as PyTorch)
+    }
     let r = index.sizes.len();
     if other.sizes.len() != r || also.is_some_and(|a| a.sizes.len() != r) {
         return Err(err(op, "Index tensor must have the same number of dimensions as input tensor".into()));
@@ -103,14 +106,17 @@ fn check_shapes(op: &str, index: &View, dim: usize, other: &View, also: Option<&
 
 /// Every index as i64, checked against `bound` (negative indices are errors, as in PyTorch).
 fn load_indices(op: &str, index: &View, lines: &Lines, bound: i64) -> Result<Vec<i64>, KernelError> {
-    if index.dtype != DType::I64 {
+    if index.dtype.is_floating() || index.dtype.is_complex() || index.dtype == DType::Bool {
         return Err(err(op, format!("{op}(): Expected dtype int64 for index, got {}", index.dtype.name())));
     }
-    let ip = Ptr::new(index.ptr);
+    let (ip, size) = (Ptr::new(index.ptr), index.dtype.size());
+    let load = loader::<i64>(index.dtype, None);
     let mut out = Vec::with_capacity(lines.count() * lines.len);
     for &s in &lines.starts[0] {
         for k in 0..lines.len as isize {
-            let v = unsafe { *(ip.byte_at(s + k * lines.steps[0], 8) as *const i64) };
+            let mut v = [0i64];
+            unsafe { load(ip.byte_at(s + k * lines.steps[0], size), 1, &mut v) };
+            let v = v[0];
             if v < 0 || v >= bound {
                 return Err(err(op, format!("index {v} is out of bounds for dimension with size {bound}")));
             }

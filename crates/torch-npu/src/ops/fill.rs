@@ -55,17 +55,13 @@ pub fn arange_out(ctx: &Ctx) -> Result<()> {
     if (d > 0.0 && b < a) || (d < 0.0 && b > a) {
         return Err(Error::runtime(format!("{op}: upper bound and larger bound inconsistent with step sign")));
     }
-    let n = if out.dtype().is_floating() {
-        ((b - a) / d).ceil()
-    } else {
-        // integer outputs count in integer arithmetic, as PyTorch does
-        let i = |s: Scalar| match s {
-            Scalar::Int(v) => v,
-            other => f(other) as i64,
-        };
-        let (a, b, d) = (i(start), i(end), i(step));
-        let sgn = d.signum();
-        ((b - a + d - sgn) / d) as f64
+    let n = match (start, end, step) {
+        // integer bounds count in integer arithmetic (exact beyond 2^53), as PyTorch does
+        (Scalar::Int(a), Scalar::Int(b), Scalar::Int(d)) if !out.dtype().is_floating() => {
+            ((b - a + d - d.signum()) / d) as f64
+        }
+        // otherwise the count comes from the bounds as given, in double, whatever the dtype
+        _ => ((b - a) / d).ceil(),
     };
     if !(0.0..=(i64::MAX as f64)).contains(&n) {
         return Err(Error::runtime(format!("{op}: invalid size, possible overflow?")));

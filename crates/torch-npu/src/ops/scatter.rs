@@ -20,7 +20,8 @@ fn gather_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
     if out.dtype() != src.dtype() {
         return Err(Error::runtime(format!("{op}: Expected out tensor to have dtype {}, but got {} instead", src.dtype().name(), out.dtype().name())));
     }
-    if index.dtype() != npu_kernels::DType::I64 {
+    // PyTorch's CPU kernels take any integer index dtype
+    if index.dtype().is_floating() || index.dtype().is_complex() || index.dtype() == npu_kernels::DType::Bool {
         return Err(Error::runtime(format!("{op}: Expected dtype int64 for index, got {}", index.dtype().name())));
     }
     let (d, s, i) = (out.view.clone(), src.view, index.view);
@@ -106,7 +107,8 @@ fn scatter_impl(ctx: &Ctx, variant: Variant, source: Source, reduce: Reduce) -> 
             )));
         }
     }
-    if index.dtype() != npu_kernels::DType::I64 {
+    // PyTorch's CPU kernels take any integer index dtype
+    if index.dtype().is_floating() || index.dtype().is_complex() || index.dtype() == npu_kernels::DType::Bool {
         return Err(Error::runtime(format!("{op}: Expected dtype int64 for index, got {}", index.dtype().name())));
     }
     let copy_self = variant != Variant::InPlace;
