@@ -196,7 +196,7 @@ def test_clamp(dtype):
     x = make((4, 5), dtype, 1)
     lo, hi = make((5,), dtype, 2), make((4, 1), dtype, 3)
     forms = [
-        lambda t, l, h: t.clamp(-3, 5), lambda t, l, h: t.clamp(min=2), lambda t, l, h: t.clamp(max=-1),
+        lambda t, l, h: t.clamp(-3, 5), lambda t, l, h: t.clamp(min=2), lambda t, l, h: t.clamp(max=1),
         lambda t, l, h: t.clamp(3, 1),  # min > max gives max
         lambda t, l, h: torch.clamp(t, l, h), lambda t, l, h: torch.clamp(t, min=l), lambda t, l, h: t.clamp_min(l),
         lambda t, l, h: t.clamp_max(h), lambda t, l, h: t.clamp_min(1), lambda t, l, h: t.clamp_max(2),
@@ -223,3 +223,30 @@ def test_clamp_nan_backward_and_errors():
     check(an.grad, a.grad)
     with pytest.raises(RuntimeError, match="At least one of 'min' or 'max'"):
         torch.clamp(x.npu())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int32, torch.bool])
+def test_nan_to_num(dtype):
+    x = torch.tensor([float("nan"), float("inf"), -float("inf"), 1.5, -0.0]).to(dtype)
+    for kw in ({}, dict(nan=2.0), dict(nan=-1.0, posinf=7.0, neginf=-7.0), dict(posinf=1e30)):
+        check(torch.nan_to_num(x.npu(), **kw), torch.nan_to_num(x, **kw))
+    y, yn = x.clone(), x.npu()
+    y.nan_to_num_(nan=3.0)
+    yn.nan_to_num_(nan=3.0)
+    check(yn, y)
+    if dtype.is_floating_point:
+        a, an = x.clone().requires_grad_(), x.npu().requires_grad_()
+        torch.nan_to_num(a).sum().backward()
+        torch.nan_to_num(an).sum().backward()
+        check(an.grad, a.grad)
+
+
+def test_eye():
+    for args in ((3,), (2, 5), (4, 1), (0,), (0, 3)):
+        for dtype in (torch.float32, torch.int64, torch.bool, torch.bfloat16):
+            check(torch.eye(*args, dtype=dtype, device="npu"), torch.eye(*args, dtype=dtype))
+    out = torch.empty(7, device="npu")
+    torch.eye(2, 3, out=out)
+    check(out, torch.eye(2, 3))
+    with pytest.raises(RuntimeError, match="greater or equal to 0"):
+        torch.eye(-1, device="npu")

@@ -741,8 +741,22 @@ fn clamp_ord<T: Element + Ord>(
     min: Option<Scalar>,
     max: Option<Scalar>,
 ) -> Result<(), KernelError> {
-    let lo = min.map(|s| s.to_element::<T>());
-    let hi = max.map(|s| s.to_element::<T>());
+    // A bound outside the dtype's range saturates (clamp(uint8, -3, 5) leaves small values
+    // alone, as on PyTorch's CPU) instead of wrapping around.
+    let saturate = |s: Scalar| -> T {
+        if T::DTYPE == DType::I64 {
+            return s.to_element::<T>();
+        }
+        let (lo, hi) = match T::DTYPE {
+            DType::U8 => (0.0, 255.0),
+            DType::I8 => (-128.0, 127.0),
+            DType::I16 => (-32768.0, 32767.0),
+            _ => (i32::MIN as f64, i32::MAX as f64),
+        };
+        T::from_f64(s.to_element::<f64>().clamp(lo, hi).trunc())
+    };
+    let lo = min.map(saturate);
+    let hi = max.map(saturate);
     drive::<T, T, 1>(
         "clamp",
         dst,

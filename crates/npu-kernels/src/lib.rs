@@ -76,7 +76,7 @@ pub use sort::{sort, topk};
 pub use select::{count_nonzero, masked_select, nonzero};
 pub use ternary::{ternary, TernaryOp, Third};
 pub use tri::triangle;
-pub use unary::{unary, UnaryOp};
+pub use unary::{nan_to_num, unary, UnaryOp};
 pub use variance::variance;
 pub use view::{with_sequential, View};
 

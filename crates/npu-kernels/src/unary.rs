@@ -351,3 +351,31 @@ fn run_bool(op: UnaryOp, dst: &View, src: &View) -> Result<(), KernelError> {
         _ => Err(not_implemented(&format!("{}_cpu", op.name()), DType::Bool)),
     }
 }
+
+/// `nan_to_num`: NaN becomes `nan`, +inf `posinf`, -inf `neginf` (by default the largest and
+/// lowest finite values of `dst`'s dtype); integer and bool data are copied unchanged.
+pub fn nan_to_num(dst: &View, src: &View, nan: f64, posinf: Option<f64>, neginf: Option<f64>) -> Result<(), KernelError> {
+    let name = "nan_to_num";
+    reject_complex(name, &[dst.dtype, src.dtype])?;
+    let largest = match dst.dtype {
+        DType::F16 => 65504.0,
+        DType::BF16 => 3.389_531_389_251_535_5e38,
+        DType::F32 => f32::MAX as f64,
+        DType::F64 => f64::MAX,
+        _ => return crate::copy::copy(dst, src),
+    };
+    let (pos, neg) = (posinf.unwrap_or(largest), neginf.unwrap_or(-largest));
+    fn go<F: Float>(name: &str, dst: &View, src: &View, via: Option<DType>, vals: [f64; 3]) -> Result<(), KernelError> {
+        let [n, p, m] = vals.map(F::c);
+        drive::<F, F, 1>(name, dst, [Input::View(src, loader::<F>(src.dtype, via))], via.is_none(), storer::<F>(dst.dtype, via), via.is_none(), &|[a], out| {
+            map1!(a, out, |x: F| if x.is_nan() { n } else if x == F::INFINITY { p } else if x == -F::INFINITY { m } else { x });
+            Ok(())
+        })
+    }
+    let vals = [nan, pos, neg];
+    match dst.dtype {
+        DType::F64 => go::<f64>(name, dst, src, None, vals),
+        DType::F32 => go::<f32>(name, dst, src, None, vals),
+        d => go::<f32>(name, dst, src, Some(d), vals),
+    }
+}

@@ -410,3 +410,27 @@ pub fn clamp(ctx: &Ctx, variant: Variant) -> Result<()> {
         Ok(())
     })
 }
+
+/// nan_to_num(self, nan=None, posinf=None, neginf=None), nan_to_num_ and .out.
+pub fn nan_to_num(ctx: &Ctx, variant: Variant) -> Result<()> {
+    let name = ctx.op.clone();
+    let x = ctx.tensor(0)?;
+    let device = common_device(&name, &[&x])?;
+    if x.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    let opt = |i: usize| (!ctx.is_none(i)).then(|| ctx.double(i));
+    let (nan, posinf, neginf) = (opt(1).unwrap_or(0.0), opt(2), opt(3));
+    let out = match variant {
+        Variant::InPlace => {
+            ctx.return_arg(0);
+            x.clone()
+        }
+        _ => output(ctx, variant, x.sizes(), x.dtype(), device)?,
+    };
+    if out.dtype() != x.dtype() {
+        return Err(Error::runtime(format!("{name}: Expected out tensor to have dtype {}, but got {} instead", x.dtype().name(), out.dtype().name())));
+    }
+    let (dst, src) = (out.view.clone(), x.view);
+    launch(&name, device, move || npu_kernels::nan_to_num(&dst, &src, nan, posinf, neginf).map_err(|e| e.0))
+}

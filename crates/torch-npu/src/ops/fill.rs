@@ -71,3 +71,26 @@ pub fn arange_out(ctx: &Ctx) -> Result<()> {
     let dst = out.view.clone();
     launch(&op, device, move || npu_kernels::arange(&dst, start, step).map_err(|e| e.0))
 }
+
+/// eye.out(n, *, out) and eye.m_out(n, m, *, out): zeros with ones on the main diagonal.
+pub fn eye_out(ctx: &Ctx, with_m: bool) -> Result<()> {
+    let op = ctx.op.clone();
+    let n = ctx.int(0);
+    let m = if with_m { ctx.int(1) } else { n };
+    for (what, v) in [("n", n), ("m", m)] {
+        if v < 0 {
+            return Err(Error::runtime(format!("{op}: {what} must be greater or equal to 0, got {v}")));
+        }
+    }
+    let i = ctx.nargs() - 1;
+    let out = ctx.tensor(i)?;
+    let device = common_device(&op, &[&out])?;
+    let out = ctx.resize_arg(i, &[n, m])?;
+    ctx.return_arg(i);
+    let dst = out.view.clone();
+    let diag = npu_kernels::View { sizes: vec![n.min(m)], strides: vec![dst.strides[0] + dst.strides[1]], ..dst.clone() };
+    launch(&op, device, move || {
+        npu_kernels::fill(&dst, Scalar::Int(0)).map_err(|e| e.0)?;
+        npu_kernels::fill(&diag, Scalar::Int(1)).map_err(|e| e.0)
+    })
+}
