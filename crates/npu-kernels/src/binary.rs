@@ -753,7 +753,11 @@ fn clamp_ord<T: Element + Ord>(
             DType::I16 => (-32768.0, 32767.0),
             _ => (i32::MIN as f64, i32::MAX as f64),
         };
-        T::from_f64(s.to_element::<f64>().clamp(lo, hi).trunc())
+        let v = s.to_element::<f64>();
+        if v.is_nan() {
+            return s.to_element::<T>();
+        }
+        T::from_f64(v.clamp(lo, hi).trunc())
     };
     let lo = min.map(saturate);
     let hi = max.map(saturate);

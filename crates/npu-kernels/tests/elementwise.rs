@@ -996,9 +996,24 @@ proptest! {
                 if let Some(h) = hi { v &= as_bool(sv(h)) }
                 V::B(v)
             } else {
+                // bounds outside a narrow integer type saturate to its range
+                let bound = |s: Scalar| -> i64 {
+                    let range = match c {
+                        DType::U8 => Some((0.0, 255.0)),
+                        DType::I8 => Some((-128.0, 127.0)),
+                        DType::I16 => Some((-32768.0, 32767.0)),
+                        DType::I32 => Some((i32::MIN as f64, i32::MAX as f64)),
+                        _ => None,
+                    };
+                    match (range, s) {
+                        (Some((a, b)), Scalar::Int(v)) => (v as f64).clamp(a, b) as i64,
+                        (Some((a, b)), Scalar::Float(v)) if !v.is_nan() => v.clamp(a, b).trunc() as i64,
+                        _ => as_i64(sv(s)),
+                    }
+                };
                 let mut v = as_i64(x);
-                if let Some(l) = lo { v = v.max(as_i64(sv(l))) }
-                if let Some(h) = hi { v = v.min(as_i64(sv(h))) }
+                if let Some(l) = lo { v = v.max(bound(l)) }
+                if let Some(h) = hi { v = v.min(bound(h)) }
                 V::I(v)
             };
             want.set(dst.pos(&idx), &write(dt, r));
