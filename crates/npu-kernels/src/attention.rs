@@ -86,6 +86,15 @@ impl Dims {
         Ok(d)
     }
 
+    /// The output [B,H,L,Dv] and log-sum-exp [B,H,L] of these inputs.
+    fn check_out_lse(&self, op: &str, out: &View, lse: &View) -> Result<(), KernelError> {
+        let z = |v: &[usize]| v.iter().map(|&x| x as i64).collect::<Vec<_>>();
+        if out.sizes != z(&[self.b, self.h, self.l, self.dv]) || lse.sizes != z(&[self.b, self.h, self.l]) {
+            return Err(err(op, format!("output shapes {:?} / {:?} do not match the inputs", out.sizes, lse.sizes)));
+        }
+        Ok(())
+    }
+
     fn group(&self) -> usize {
         if self.hk == 0 { 1 } else { self.h / self.hk }
     }
@@ -256,9 +265,7 @@ pub fn attention_forward(
     all.extend(mask);
     check_float(op, &all)?;
     let dims = Dims::of(op, q, k, v)?;
-    if out.sizes != [dims.b, dims.h, dims.l, dims.dv].map(|x| x as i64) || lse.sizes != [dims.b, dims.h, dims.l].map(|x| x as i64) {
-        return Err(err(op, format!("output shapes {:?} / {:?} do not match the inputs", out.sizes, lse.sizes)));
-    }
+    dims.check_out_lse(op, out, lse)?;
     out.check_writable(op)?;
     lse.check_writable(op)?;
     let compute = float_compute(&[q, k, v]);
@@ -377,9 +384,7 @@ pub fn attention_backward(
             return Err(err(op, format!("gradient shape {:?} does not match {:?}", g.sizes, x.sizes)));
         }
     }
-    if out.sizes != [dims.b, dims.h, dims.l, dims.dv].map(|x| x as i64) || lse.sizes != [dims.b, dims.h, dims.l].map(|x| x as i64) {
-        return Err(err(op, format!("output shapes {:?} / {:?} do not match the inputs", out.sizes, lse.sizes)));
-    }
+    dims.check_out_lse(op, out, lse)?;
     if let Some(g) = gmask {
         let full = [dims.b, dims.h, dims.l, dims.s];
         if g.sizes.len() != 4 || g.sizes.iter().zip(full).any(|(&n, f)| n as usize != f && n != 1) {

@@ -95,6 +95,16 @@ impl<F: Element + Float> Lanes<F> {
     }
 }
 
+/// The gradient to step with: divided by the GradScaler's scale (the unscaled value is stored
+/// back, as CUDA's fused kernels do) and negated for `maximize`.
+#[inline(always)]
+fn unscaled<F: Float>(g: &mut F, inv_scale: Option<F>, maximize: bool) -> F {
+    if let Some(s) = inv_scale {
+        *g = *g * s;
+    }
+    if maximize { -*g } else { *g }
+}
+
 fn compute_f64(param: &View) -> bool {
     param.dtype == DType::F64
 }
@@ -146,14 +156,7 @@ fn adam_typed<F: Element + Float>(views: &[&View], n: usize, step: f64, grad_sca
         let (v, rest) = rest.split_at_mut(1);
         let mut mx = rest.first_mut();
         for i in 0..p[0].len() {
-            let mut gi = g[0][i];
-            if let Some(s) = inv_scale {
-                gi = gi * s;
-                g[0][i] = gi;
-            }
-            if cfg.maximize {
-                gi = -gi;
-            }
+            let mut gi = unscaled(&mut g[0][i], inv_scale, cfg.maximize);
             let mut pi = p[0][i];
             if cfg.weight_decay != 0.0 {
                 if cfg.decoupled {
@@ -211,14 +214,7 @@ fn sgd_typed<F: Element + Float>(views: &[&View], n: usize, grad_scale: Option<f
         let (g, rest) = rest.split_at_mut(1);
         let mut buf = rest.first_mut();
         for i in 0..p[0].len() {
-            let mut gi = g[0][i];
-            if let Some(s) = inv_scale {
-                gi = gi * s;
-                g[0][i] = gi;
-            }
-            if cfg.maximize {
-                gi = -gi;
-            }
+            let mut gi = unscaled(&mut g[0][i], inv_scale, cfg.maximize);
             if cfg.weight_decay != 0.0 {
                 gi = gi + wd * p[0][i];
             }
