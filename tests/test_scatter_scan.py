@@ -149,3 +149,24 @@ def test_flip(dtype):
     check(torch.flip(torch.tensor(1.0).npu(), [0]), torch.flip(torch.tensor(1.0), [0]))
     with pytest.raises(RuntimeError, match="multiple times"):
         torch.flip(x.npu(), [0, 0])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_roll(dtype):
+    x = make((3, 4, 5), dtype, 1)
+    for shifts, dims in ((1, 0), (-2, 1), (7, 2), ((1, -3), (0, 2)), ((2, 1, 9), (0, 1, 2)), (5, None), (-13, None)):
+        check(torch.roll(x.npu(), shifts, dims), torch.roll(x, shifts, dims))
+    xt = x.transpose(0, 2)
+    check(torch.roll(xt.npu(), 3), torch.roll(xt, 3))  # flattened, non-contiguous input
+    check(torch.roll(xt.npu(), (1, 2), (0, 1)), torch.roll(xt, (1, 2), (0, 1)))
+    check(torch.roll(torch.empty(0, 3, dtype=dtype).npu(), 1, 0), torch.roll(torch.empty(0, 3, dtype=dtype), 1, 0))
+
+
+def test_roll_backward_and_errors():
+    x = make((4, 6), torch.float32, 2)
+    a, an = x.clone().requires_grad_(), x.npu().requires_grad_()
+    (torch.roll(a, (1, 2), (0, 1)) * torch.arange(24.0).reshape(4, 6)).sum().backward()
+    (torch.roll(an, (1, 2), (0, 1)) * torch.arange(24.0).reshape(4, 6).npu()).sum().backward()
+    check(an.grad, a.grad)
+    with pytest.raises(RuntimeError, match="align"):
+        torch.roll(x.npu(), (1, 2), (0,))

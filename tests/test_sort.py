@@ -62,3 +62,19 @@ def test_topk_backward_out_and_bad_k():
     with pytest.raises(RuntimeError, match="out of range"):
         torch.topk(x.npu(), 9)
     check(x.npu() + 1, x + 1)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.int32, torch.float16, torch.uint8])
+def test_isin(dtype):
+    x = make((4, 6), dtype, 1)
+    t = make((7,), dtype, 2)
+    for invert in (False, True):
+        check(torch.isin(x.npu(), t.npu(), invert=invert), torch.isin(x, t, invert=invert))
+        check(torch.isin(x.npu(), 3, invert=invert), torch.isin(x, 3, invert=invert))
+    check(torch.isin(x.t().npu(), t.npu()), torch.isin(x.t(), t))
+    check(torch.isin(x.npu(), t[2]), torch.isin(x, t[2]))  # a 0-dim test tensor on the host
+    nan = torch.tensor([float("nan"), 1.0, -0.0])
+    check(torch.isin(nan.npu(), torch.tensor([float("nan"), 0.0]).npu()), torch.isin(nan, torch.tensor([float("nan"), 0.0])))
+    out = torch.empty(0, dtype=torch.bool).npu()
+    torch.isin(x.npu(), t.npu(), out=out)
+    check(out, torch.isin(x, t))

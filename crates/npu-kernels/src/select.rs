@@ -196,3 +196,51 @@ pub fn nonzero(dst: &View, src: &View) -> Result<(), KernelError> {
     }
     Ok(())
 }
+
+/// `isin`: `dst[i] = elements[i] ∈ test` (or ∉ with `invert`), comparing values exactly (as f64
+/// when either side is floating, else as i64; NaN is in nothing). `dst` is bool, `elements`'
+/// sizes; `test` any shape.
+pub fn isin(dst: &View, elements: &View, test: &View, invert: bool) -> Result<(), KernelError> {
+    let name = "isin";
+    reject_complex(name, &[elements.dtype, test.dtype])?;
+    let n = elements.validate(name)?;
+    test.validate(name)?;
+    dst.validate(name)?;
+    dst.check_writable(name)?;
+    if dst.dtype != DType::Bool || dst.sizes != elements.sizes {
+        return Err(err(name, format!("output must be bool of shape {:?}, got {:?} {}", elements.sizes, dst.sizes, dst.dtype.name())));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let float = elements.dtype.is_floating() || test.dtype.is_floating();
+    // every value of a view, in row-major order
+    fn values<T: crate::Element + Default>(v: &View) -> Vec<T> {
+        let load = crate::elementwise::loader::<T>(v.dtype, None);
+        let size = v.dtype.size();
+        let dims: Vec<(i64, i64)> = v.sizes.iter().copied().zip(v.strides.iter().copied()).collect();
+        let p = crate::view::Ptr::new(v.ptr);
+        crate::gather::offsets(&dims)
+            .into_iter()
+            .map(|o| {
+                let mut x = [T::default()];
+                unsafe { load(p.byte_at(o, size), 1, &mut x) };
+                x[0]
+            })
+            .collect()
+    }
+    let found: Vec<bool> = if float {
+        let mut t: Vec<f64> = values::<f64>(test).into_iter().filter(|x| !x.is_nan()).collect();
+        t.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+        values::<f64>(elements).iter().map(|x| t.binary_search_by(|y| y.partial_cmp(x).unwrap_or(std::cmp::Ordering::Less)).is_ok()).collect()
+    } else {
+        let mut t = values::<i64>(test);
+        t.sort_unstable();
+        values::<i64>(elements).iter().map(|x| t.binary_search(x).is_ok()).collect()
+    };
+    let dims: Vec<(i64, i64)> = dst.sizes.iter().copied().zip(dst.strides.iter().copied()).collect();
+    for (o, f) in crate::gather::offsets(&dims).into_iter().zip(found) {
+        unsafe { *dst.ptr.offset(o) = (f != invert) as u8 };
+    }
+    Ok(())
+}

@@ -206,3 +206,49 @@ pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
     ("nonzero", |c| nonzero_impl(c, Variant::Functional)),
     ("nonzero.out", |c| nonzero_impl(c, Variant::Out)),
 ];
+
+/// isin.Tensor_Tensor / isin.Tensor_Scalar (elements, test, *, assume_unique, invert) and .out.
+fn isin_impl(ctx: &Ctx, scalar_test: bool, variant: Variant) -> Result<()> {
+    let op = ctx.op.clone();
+    let elements = ctx.tensor(0)?;
+    let mut hold = Hold::new();
+    let (device, test) = if scalar_test {
+        let s = ctx.scalar(1)?;
+        let dtype = match s {
+            npu_kernels::Scalar::Float(_) => DType::F64,
+            npu_kernels::Scalar::Bool(_) => DType::Bool,
+            npu_kernels::Scalar::Int(_) => DType::I64,
+            npu_kernels::Scalar::Complex(..) => return Err(Error::use_fallback("complex test element")),
+        };
+        let mut buf = vec![0u64; 1];
+        let v = View::contiguous(buf.as_mut_ptr() as *mut u8, dtype, &[]);
+        npu_kernels::fill(&v, s).map_err(|e| Error::runtime(e.0))?;
+        hold.push(buf);
+        (common_device(&op, &[&elements])?, v)
+    } else {
+        let t = ctx.tensor(1)?;
+        let device = common_device(&op, &[&elements, &t])?;
+        let v = if t.device == DeviceKind::Cpu { host_copy(&t.view, &mut hold)? } else { t.view.clone() };
+        (device, v)
+    };
+    if elements.dtype().is_complex() || test.dtype.is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    let invert = ctx.bool(3);
+    let out = output(ctx, variant, elements.sizes(), DType::Bool, device)?;
+    if out.dtype() != DType::Bool {
+        return Err(Error::runtime(format!("{op}: Expected out tensor to have dtype bool, but got {} instead", out.dtype().name())));
+    }
+    let (dst, ev) = (out.view.clone(), elements.view);
+    launch(&op, device, move || {
+        let _hold = hold;
+        npu_kernels::isin(&dst, &ev, &test, invert).map_err(|e| e.0)
+    })
+}
+
+pub const SEARCH_OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
+    ("isin.Tensor_Tensor", |c| isin_impl(c, false, Variant::Functional)),
+    ("isin.Tensor_Tensor_out", |c| isin_impl(c, false, Variant::Out)),
+    ("isin.Tensor_Scalar", |c| isin_impl(c, true, Variant::Functional)),
+    ("isin.Tensor_Scalar_out", |c| isin_impl(c, true, Variant::Out)),
+];

@@ -310,3 +310,92 @@ pub fn flip(ctx: &Ctx) -> Result<()> {
 pub fn flip_out(ctx: &Ctx) -> Result<()> {
     flip_impl(ctx, Variant::Out)
 }
+
+/// `v` narrowed to `start..start + len` along `dim`.
+fn narrow(v: &View, dim: usize, start: i64, len: i64) -> View {
+    let mut w = v.clone();
+    w.ptr = w.ptr.wrapping_offset((start * v.strides[dim]) as isize * v.dtype.size() as isize);
+    w.sizes[dim] = len;
+    w
+}
+
+/// dst = src rolled by `shift` (in 0..n) along `dim`: two slice copies.
+fn roll_dim(dst: &View, src: &View, dim: usize, shift: i64) -> std::result::Result<(), String> {
+    let n = src.sizes[dim];
+    npu_kernels::copy(&narrow(dst, dim, shift, n - shift), &narrow(src, dim, 0, n - shift)).map_err(|e| e.0)?;
+    npu_kernels::copy(&narrow(dst, dim, 0, shift), &narrow(src, dim, n - shift, shift)).map_err(|e| e.0)
+}
+
+/// roll(self, shifts, dims) and roll.out: with no dims the flattened tensor rolls.
+fn roll_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
+    let op = ctx.op.clone();
+    let x = ctx.tensor(0)?;
+    let device = common_device(&op, &[&x])?;
+    let (shifts, dims) = (ctx.int_list(1)?, ctx.int_list(2)?);
+    let rank = x.sizes().len();
+    if shifts.is_empty() {
+        return Err(Error::runtime(format!("{op}: `shifts` required")));
+    }
+    if !dims.is_empty() && shifts.len() != dims.len() {
+        return Err(Error::runtime(format!("{op}: shifts and dimensions must align. shifts: {}, dims:{}", shifts.len(), dims.len())));
+    }
+    if dims.is_empty() && shifts.len() != 1 {
+        return Err(Error::runtime(format!("{op}: shifts and dimensions must align. shifts: {}, dims:0", shifts.len())));
+    }
+    let out = output(ctx, variant, x.sizes(), x.dtype(), device)?;
+    if out.dtype() != x.dtype() {
+        return Err(Error::runtime(format!("{op}: Expected out tensor to have dtype {}, but got {} instead", x.dtype().name(), out.dtype().name())));
+    }
+    let (dst, src, numel) = (out.view.clone(), x.view.clone(), x.numel() as i64);
+    // (dim, shift in 0..n) per rolled dim; the flattened case works on 1-D views
+    let plan: Vec<(usize, i64)> = if dims.is_empty() {
+        vec![(0, if numel == 0 { 0 } else { shifts[0].rem_euclid(numel) })]
+    } else {
+        dims.iter()
+            .zip(&shifts)
+            .map(|(&d, &s)| {
+                let d = super::softmax::wrap_dim(&op, d, rank)?;
+                let n = x.sizes().get(d).copied().unwrap_or(1);
+                Ok((d, if n == 0 { 0 } else { s.rem_euclid(n) }))
+            })
+            .collect::<Result<_>>()?
+    };
+    let flat = dims.is_empty();
+    if flat && !dst.is_contiguous() {
+        return Err(Error::use_fallback("flattened roll into a non-contiguous out="));
+    }
+    launch(&op, device, move || {
+        if numel == 0 {
+            return Ok(());
+        }
+        // flattened: both sides seen as 1-D (the input copied when it does not flatten)
+        let (src, dst, _hold) = if flat {
+            let (s, keep) = merged_or_copied(&src, 0)?;
+            (s, View::contiguous(dst.ptr, dst.dtype, &[numel]), keep)
+        } else {
+            (src, dst, None)
+        };
+        let mut current = src;
+        let mut _scratch: Option<Vec<u64>> = None;
+        for (k, &(d, s)) in plan.iter().enumerate() {
+            if k > 0 {
+                // each further dim rolls what the previous step wrote: read it from a copy
+                let mut buf = vec![0u64; (numel as usize * dst.dtype.size()).div_ceil(8)];
+                let v = View::contiguous(buf.as_mut_ptr() as *mut u8, dst.dtype, &dst.sizes);
+                npu_kernels::copy(&v, &dst).map_err(|e| e.0)?;
+                _scratch = Some(buf);
+                current = v;
+            }
+            roll_dim(&dst, &current, d, s)?;
+        }
+        Ok(())
+    })
+}
+
+pub fn roll(ctx: &Ctx) -> Result<()> {
+    roll_impl(ctx, Variant::Functional)
+}
+
+pub fn roll_out(ctx: &Ctx) -> Result<()> {
+    roll_impl(ctx, Variant::Out)
+}

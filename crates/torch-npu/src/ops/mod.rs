@@ -109,6 +109,8 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("index_select.out", index::index_select_out),
     ("embedding_dense_backward", index::embedding_dense_backward),
     ("flip", index::flip),
+    ("roll", index::roll),
+    ("roll.out", index::roll_out),
     ("flip.out", index::flip_out),
     ("index_add", index::index_add),
     ("index_add_", index::index_add_),
@@ -298,7 +300,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(advanced_index::OPS).chain(attention::OPS).chain(optim::OPS).chain(pair_loss::OPS).chain(scan::OPS).chain(scatter::OPS).chain(sort::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(advanced_index::OPS).chain(advanced_index::SEARCH_OPS).chain(attention::OPS).chain(optim::OPS).chain(pair_loss::OPS).chain(scan::OPS).chain(scatter::OPS).chain(sort::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for (name, spec) in foreach::table() {
