@@ -71,3 +71,22 @@ def test_batch_norm_without_affine_or_running_stats():
     for m in (torch.nn.BatchNorm2d(3, affine=False), torch.nn.BatchNorm2d(3, track_running_stats=False)):
         compare(m, make((2, 3, 4, 4), torch.float32, 6), torch.float32)
 
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape,groups,affine", [((2, 6, 5, 4), 3, True), ((3, 4, 7), 2, False), ((1, 8, 3, 3, 2), 1, True), ((4, 6, 5), 3, True)])
+def test_group_norm_forward_backward(dtype, shape, groups, affine):
+    x = make(shape, dtype, 1)
+    c = shape[1]
+    w, b = (make((c,), dtype, 2), make((c,), dtype, 3)) if affine else (None, None)
+    leaves = [x] + ([w, b] if affine else [])
+    cpu = [t.clone().requires_grad_() for t in leaves]
+    npu = [t.npu().requires_grad_() for t in leaves]
+    y = F.group_norm(cpu[0], groups, *(cpu[1:] if affine else []))
+    yn = F.group_norm(npu[0], groups, *(npu[1:] if affine else []))
+    check(yn, y, **tol(dtype))
+    g = make(shape, dtype, 4)
+    y.backward(g)
+    yn.backward(g.npu())
+    for a, an in zip(cpu, npu):
+        check(an.grad, a.grad, **tol(dtype, scale=16))

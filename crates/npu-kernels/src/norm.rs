@@ -523,3 +523,94 @@ fn bn_backward<F: Float>(
     }
     Ok(())
 }
+
+/// The gradients of group_norm (`native_group_norm_backward`) for `input` [N, C, *] in `groups`
+/// groups, from the forward's `mean` and `rstd` ([N, groups]): into `grads` = [input, weight,
+/// bias], each optional. Sums in f64; parallel over (sample, group) for the input gradient.
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm_backward(
+    dy: &View,
+    input: &View,
+    mean: &View,
+    rstd: &View,
+    weight: Option<&View>,
+    groups: usize,
+    grads: [Option<&View>; 3],
+) -> Result<(), KernelError> {
+    let op = "native_group_norm_backward";
+    let mut all = vec![dy, input, mean, rstd];
+    all.extend(weight);
+    all.extend(grads.iter().flatten());
+    check_float(op, &all)?;
+    if input.sizes.len() < 2 || dy.sizes != input.sizes {
+        return Err(err(op, format!("expected input [N, C, *] and a gradient of its shape, got {:?} and {:?}", input.sizes, dy.sizes)));
+    }
+    let (n, c) = (input.sizes[0] as usize, input.sizes[1] as usize);
+    let s: usize = input.sizes[2..].iter().map(|&v| v as usize).product();
+    if groups == 0 || c % groups != 0 {
+        return Err(err(op, format!("{c} channels do not split into {groups} groups")));
+    }
+    check_len(op, "mean", mean, n * groups)?;
+    check_len(op, "rstd", rstd, n * groups)?;
+    let d = c / groups;
+    let (x, g) = (Operand::of(input, DType::F64)?, Operand::of(dy, DType::F64)?);
+    let (xp, gp) = (P(x.ptr::<f64>()), P(g.ptr::<f64>()));
+    let mean = channel_values(Some(mean), n * groups)?.unwrap_or_default();
+    let rstd = channel_values(Some(rstd), n * groups)?.unwrap_or_default();
+    let w = channel_values(weight, c)?;
+    let wc = |ch: usize| w.as_ref().map_or(1.0, |w| w[ch]);
+    if let Some(gi) = grads[0] {
+        let out = Operand::output(gi, DType::F64);
+        let op_ = P(out.ptr::<f64>());
+        let m = (d * s) as f64;
+        par_ranges(n * groups, 1, |rows| unsafe {
+            for ng in rows {
+                let (ni, gi_) = (ng / groups, ng % groups);
+                let (mu, rs) = (mean[ng], rstd[ng]);
+                let (mut sum_dy, mut sum_dy_x) = (0.0, 0.0);
+                for ch in gi_ * d..(gi_ + 1) * d {
+                    let base = (ni * c + ch) * s;
+                    let (xs, gs) = (xp.slice(base, s), gp.slice(base, s));
+                    let w = wc(ch);
+                    for (xv, gv) in xs.iter().zip(gs.iter()) {
+                        sum_dy += gv * w;
+                        sum_dy_x += gv * w * xv;
+                    }
+                }
+                // dx = rstd·w·dy + c2·x + c3, the closed form of layer-norm-style backward
+                let c2 = (sum_dy * mu - sum_dy_x) * rs * rs * rs / m;
+                let c3 = -c2 * mu - sum_dy * rs / m;
+                for ch in gi_ * d..(gi_ + 1) * d {
+                    let base = (ni * c + ch) * s;
+                    let (xs, gs, os) = (xp.slice(base, s), gp.slice(base, s), op_.slice(base, s));
+                    let k = rs * wc(ch);
+                    for ((o, xv), gv) in os.iter_mut().zip(xs.iter()).zip(gs.iter()) {
+                        *o = k * gv + c2 * xv + c3;
+                    }
+                }
+            }
+        });
+        out.finish(gi)?;
+    }
+    if grads[1].is_some() || grads[2].is_some() {
+        let (mut gw, mut gb) = (vec![0.0; c], vec![0.0; c]);
+        for ni in 0..n {
+            for ch in 0..c {
+                let ng = ni * groups + ch / d;
+                let base = (ni * c + ch) * s;
+                let (xs, gs) = unsafe { (xp.slice(base, s), gp.slice(base, s)) };
+                for (xv, gv) in xs.iter().zip(gs.iter()) {
+                    gw[ch] += gv * (xv - mean[ng]) * rstd[ng];
+                    gb[ch] += gv;
+                }
+            }
+        }
+        if let Some(v) = grads[1] {
+            store_channels(v, &gw)?;
+        }
+        if let Some(v) = grads[2] {
+            store_channels(v, &gb)?;
+        }
+    }
+    Ok(())
+}

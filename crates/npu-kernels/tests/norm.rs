@@ -144,3 +144,81 @@ fn batch_norm_training_eval_and_backward() {
         assert_close(&gib.f64s(), &want, tol, &format!("bn eval grad_input {dt:?}"));
     }
 }
+
+/// group_norm_backward against central differences of a naive f64 group norm.
+#[test]
+fn group_norm_backward_matches_finite_differences() {
+    use npu_kernels::group_norm_backward;
+    let (n, c, s, groups) = (2usize, 4usize, 3usize, 2usize);
+    let d = c / groups;
+    let mut rng = Rng(7);
+    let mut rand = || ((rng.next() >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
+    let x: Vec<f64> = (0..n * c * s).map(|_| rand()).collect();
+    let dy: Vec<f64> = (0..n * c * s).map(|_| rand()).collect();
+    let w: Vec<f64> = (0..c).map(|_| rand()).collect();
+    let b: Vec<f64> = (0..c).map(|_| rand()).collect();
+    let stats = |x: &[f64]| -> (Vec<f64>, Vec<f64>) {
+        let (mut mean, mut rstd) = (vec![0.0; n * groups], vec![0.0; n * groups]);
+        for ni in 0..n {
+            for g in 0..groups {
+                let vals: Vec<f64> = (g * d..(g + 1) * d).flat_map(|ch| (0..s).map(move |k| (ni * c + ch) * s + k)).map(|i| x[i]).collect();
+                let m = vals.iter().sum::<f64>() / vals.len() as f64;
+                let v = vals.iter().map(|z| (z - m) * (z - m)).sum::<f64>() / vals.len() as f64;
+                mean[ni * groups + g] = m;
+                rstd[ni * groups + g] = 1.0 / (v + 1e-5).sqrt();
+            }
+        }
+        (mean, rstd)
+    };
+    let loss = |x: &[f64], w: &[f64], b: &[f64]| -> f64 {
+        let (mean, rstd) = stats(x);
+        (0..n * c * s)
+            .map(|i| {
+                let (ni, ch) = (i / (c * s), i / s % c);
+                let g = ni * groups + ch / d;
+                dy[i] * ((x[i] - mean[g]) * rstd[g] * w[ch] + b[ch])
+            })
+            .sum()
+    };
+    let (mean, rstd) = stats(&x);
+    let buf = |v: &[f64], sizes: &[i64]| {
+        let (mut bb, view) = Buf::contiguous(DType::F64, sizes);
+        for (i, &z) in v.iter().enumerate() {
+            bb.set(i as i64, &write(DType::F64, V::F(z)));
+        }
+        (bb, view)
+    };
+    let sz = [n as i64, c as i64, s as i64];
+    let (_xb, xv) = buf(&x, &sz);
+    let (_gb, gv) = buf(&dy, &sz);
+    let (_mb, mv) = buf(&mean, &[n as i64, groups as i64]);
+    let (_rb, rv) = buf(&rstd, &[n as i64, groups as i64]);
+    let (_wb, wv) = buf(&w, &[c as i64]);
+    let (gib, giv) = Buf::contiguous(DType::F64, &sz);
+    let (gwb, gwv) = Buf::contiguous(DType::F64, &[c as i64]);
+    let (gbb, gbv) = Buf::contiguous(DType::F64, &[c as i64]);
+    group_norm_backward(&gv, &xv, &mv, &rv, Some(&wv), groups, [Some(&giv), Some(&gwv), Some(&gbv)]).unwrap();
+    let eps = 1e-6;
+    let numeric = |f: &dyn Fn(f64) -> f64| (f(eps) - f(-eps)) / (2.0 * eps);
+    for i in 0..x.len() {
+        let want = numeric(&|e| {
+            let mut xe = x.clone();
+            xe[i] += e;
+            loss(&xe, &w, &b)
+        });
+        assert!((gib.f64s()[i] - want).abs() < 1e-5, "dx[{i}]: {} vs {want}", gib.f64s()[i]);
+    }
+    for ch in 0..c {
+        let ww = numeric(&|e| {
+            let mut we = w.clone();
+            we[ch] += e;
+            loss(&x, &we, &b)
+        });
+        let bb = numeric(&|e| {
+            let mut be = b.clone();
+            be[ch] += e;
+            loss(&x, &w, &be)
+        });
+        assert!((gwb.f64s()[ch] - ww).abs() < 1e-5 && (gbb.f64s()[ch] - bb).abs() < 1e-5, "dw/db[{ch}]");
+    }
+}

@@ -207,7 +207,41 @@ fn batch_norm_backward(ctx: &Ctx) -> Result<()> {
     })
 }
 
+/// native_group_norm_backward(grad_out, input, mean, rstd, weight?, N, C, HxW, group,
+/// output_mask) -> (grad_input, grad_weight, grad_bias).
+fn group_norm_backward(ctx: &Ctx) -> Result<()> {
+    let op = ctx.op.clone();
+    let (dy, input, mean, rstd) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?, ctx.tensor(3)?);
+    let w = ctx.opt_tensor(4)?;
+    let mut all = vec![&dy, &input, &mean, &rstd];
+    all.extend(w.as_ref());
+    let device = common_device(&op, &all)?;
+    floating(&op, &input)?;
+    let (n, c, hw, groups) = (ctx.int(5), ctx.int(6), ctx.int(7), ctx.int(8));
+    let c_in = channels(&op, &input, &[&w])?;
+    if c_in != c || input.sizes()[0] != n || input.numel() as i64 != n * c * hw || groups <= 0 {
+        return Err(Error::runtime(format!(
+            "{op}: input {:?} does not match N={n}, C={c}, HxW={hw}, group={groups}",
+            input.sizes()
+        )));
+    }
+    let mask = mask3(ctx, 9)?;
+    let pdtype = w.as_ref().map_or(input.dtype(), |t| t.dtype());
+    let gi = grad_output(ctx, mask[0], input.sizes(), input.dtype(), device)?;
+    let gw = grad_output(ctx, mask[1], &[c], pdtype, device)?;
+    let gb = grad_output(ctx, mask[2], &[c], pdtype, device)?;
+    if gi.is_none() && gw.is_none() && gb.is_none() {
+        return Ok(());
+    }
+    let (dyv, xv, mv, rv, wv) = (dy.view, input.view, mean.view, rstd.view, w.map(|t| t.view));
+    launch(&op, device, move || {
+        npu_kernels::group_norm_backward(&dyv, &xv, &mv, &rv, wv.as_ref(), groups as usize, [gi.as_ref(), gw.as_ref(), gb.as_ref()])
+            .map_err(|e| e.0)
+    })
+}
+
 pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
+    ("native_group_norm_backward", group_norm_backward),
     ("native_layer_norm", layer_norm),
     ("native_layer_norm_backward", layer_norm_backward),
     ("native_batch_norm", batch_norm),
