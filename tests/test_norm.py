@@ -90,3 +90,26 @@ def test_group_norm_forward_backward(dtype, shape, groups, affine):
     yn.backward(g.npu())
     for a, an in zip(cpu, npu):
         check(an.grad, a.grad, **tol(dtype, scale=16))
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate"])
+@pytest.mark.parametrize("dtype", FLOATS)
+@pytest.mark.parametrize("shape,pad", [((2, 3, 7), (2, 3)), ((3, 7), (1, 0)), ((2, 3, 5, 6), (1, 2, 3, 4)), ((3, 5, 6), (2, 2, 1, 1)), ((1, 2, 4, 5, 6), (1, 1, 2, 0, 3, 2))])
+def test_pad_modes_forward_backward(mode, dtype, shape, pad):
+    x = make(shape, dtype, 1)
+    a, an = x.clone().requires_grad_(), x.npu().requires_grad_()
+    y, yn = F.pad(a, pad, mode=mode), F.pad(an, pad, mode=mode)
+    check(yn, y)
+    g = make(y.shape, dtype, 2)
+    y.backward(g)
+    yn.backward(g.npu())
+    check(an.grad, a.grad, **tol(dtype, scale=10))
+    xt = make(shape[::-1], dtype, 3).permute(*range(len(shape) - 1, -1, -1))  # non-contiguous
+    check(F.pad(xt.npu(), pad, mode=mode), F.pad(xt, pad, mode=mode))
+
+
+def test_pad_errors():
+    x = torch.zeros(1, 2, 3).npu()
+    with pytest.raises(RuntimeError, match="Padding size should be less"):
+        F.pad(x, (3, 3), mode="reflect")
+    check(F.pad(x, (3, 3), mode="replicate"), torch.zeros(1, 2, 9))
