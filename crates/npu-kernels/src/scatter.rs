@@ -31,7 +31,7 @@ pub enum ScatterSrc<'a> {
 }
 
 /// 0-dim views as 1-D of one element.
-fn rank1(v: &View) -> View {
+pub(crate) fn rank1(v: &View) -> View {
     if v.sizes.is_empty() {
         View { sizes: vec![1], strides: vec![1], ..v.clone() }
     } else {

@@ -7,20 +7,12 @@ use std::cmp::Ordering;
 
 use crate::elementwise::loader;
 use crate::gather::offsets;
+use crate::scatter::rank1;
 use crate::view::{err, par_ranges, Ptr, View};
 use crate::{DType, KernelError};
 
 fn line_dims(v: &View, dim: usize) -> Vec<(i64, i64)> {
     (0..v.sizes.len()).filter(|&d| d != dim).map(|d| (v.sizes[d], v.strides[d])).collect()
-}
-
-/// 0-dim views as one element along dim 0.
-fn rank1(v: &View) -> View {
-    if v.sizes.is_empty() {
-        View { sizes: vec![1], strides: vec![1], ..v.clone() }
-    } else {
-        v.clone()
-    }
 }
 
 /// Orders `idx` (positions 0..n) by the keys, ascending or descending, stably.

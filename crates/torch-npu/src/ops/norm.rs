@@ -77,6 +77,16 @@ fn grad_output(ctx: &Ctx, wanted: bool, sizes: &[i64], dtype: DType, device: i32
     }
 }
 
+/// The gradients a norm's backward was asked for (input's shape and dtype; per-channel ones in
+/// the weight's dtype), or None when none was.
+fn input_weight_bias_grads(ctx: &Ctx, mask: [bool; 3], input: &Tensor, w: Option<&Tensor>, c: i64, device: i32) -> Result<Option<[Option<View>; 3]>> {
+    let pdtype = w.map_or(input.dtype(), |t| t.dtype());
+    let gi = grad_output(ctx, mask[0], input.sizes(), input.dtype(), device)?;
+    let gw = grad_output(ctx, mask[1], &[c], pdtype, device)?;
+    let gb = grad_output(ctx, mask[2], &[c], pdtype, device)?;
+    Ok((gi.is_some() || gw.is_some() || gb.is_some()).then_some([gi, gw, gb]))
+}
+
 fn mask3(ctx: &Ctx, i: usize) -> Result<[bool; 3]> {
     let m = ctx.bool_list(i)?;
     if m.len() != 3 {
@@ -181,13 +191,9 @@ fn batch_norm_backward(ctx: &Ctx) -> Result<()> {
     let device = common_device(&op, &all)?;
     floating(&op, &input)?;
     let c = channels(&op, &input, &[&w, &rm, &rv])?;
-    let pdtype = w.as_ref().map_or(input.dtype(), |t| t.dtype());
-    let gi = grad_output(ctx, mask[0], input.sizes(), input.dtype(), device)?;
-    let gw = grad_output(ctx, mask[1], &[c], pdtype, device)?;
-    let gb = grad_output(ctx, mask[2], &[c], pdtype, device)?;
-    if gi.is_none() && gw.is_none() && gb.is_none() {
+    let Some([gi, gw, gb]) = input_weight_bias_grads(ctx, mask, &input, w.as_ref(), c, device)? else {
         return Ok(());
-    }
+    };
     let (dyv, xv) = (dy.view, input.view);
     let [w, rm, rv, sm, si] = [w, rm, rv, sm, si].map(|t| t.map(|t| t.view));
     launch(&op, device, move || {
@@ -226,13 +232,9 @@ fn group_norm_backward(ctx: &Ctx) -> Result<()> {
         )));
     }
     let mask = mask3(ctx, 9)?;
-    let pdtype = w.as_ref().map_or(input.dtype(), |t| t.dtype());
-    let gi = grad_output(ctx, mask[0], input.sizes(), input.dtype(), device)?;
-    let gw = grad_output(ctx, mask[1], &[c], pdtype, device)?;
-    let gb = grad_output(ctx, mask[2], &[c], pdtype, device)?;
-    if gi.is_none() && gw.is_none() && gb.is_none() {
+    let Some([gi, gw, gb]) = input_weight_bias_grads(ctx, mask, &input, w.as_ref(), c, device)? else {
         return Ok(());
-    }
+    };
     let (dyv, xv, mv, rv, wv) = (dy.view, input.view, mean.view, rstd.view, w.map(|t| t.view));
     launch(&op, device, move || {
         npu_kernels::group_norm_backward(&dyv, &xv, &mv, &rv, wv.as_ref(), groups as usize, [gi.as_ref(), gw.as_ref(), gb.as_ref()])
