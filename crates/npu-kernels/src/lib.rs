@@ -42,6 +42,7 @@ mod softmax;
 mod sort;
 mod ternary;
 mod tri;
+mod upsample;
 mod unary;
 mod variance;
 mod view;
@@ -79,6 +80,7 @@ pub use select::{count_nonzero, isin, masked_select, nonzero};
 pub use ternary::{ternary, TernaryOp, Third};
 pub use tri::triangle;
 pub use unary::{nan_to_num, unary, UnaryOp};
+pub use upsample::{upsample, upsample_backward, Interp};
 pub use variance::variance;
 pub use view::{with_sequential, View};
 

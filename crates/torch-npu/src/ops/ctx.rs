@@ -260,6 +260,11 @@ impl Ctx {
         unsafe { tnpu_cx_arg_double(self.raw, i as i32) }
     }
 
+    /// A `float?` argument.
+    pub fn opt_double(&self, i: usize) -> Option<f64> {
+        (!self.is_none(i)).then(|| self.double(i))
+    }
+
     pub fn bool(&self, i: usize) -> bool {
         unsafe { tnpu_cx_arg_bool(self.raw, i as i32) != 0 }
     }
