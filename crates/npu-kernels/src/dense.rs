@@ -125,3 +125,26 @@ pub(crate) fn check_float(op: &str, views: &[&View]) -> Result<(), KernelError> 
     }
     Ok(())
 }
+
+/// The elements of `src` in row-major order, converted to `T` (for kernels that work on the
+/// whole tensor at once: sorting, counting, searching).
+pub(crate) fn host_values<T: crate::convert::Element>(src: &View) -> Result<Vec<T>, KernelError> {
+    let n = src.validate("host_values")?;
+    let mut out = vec![T::from_i64(0); n];
+    if n > 0 {
+        copy(&View::contiguous(out.as_mut_ptr() as *mut u8, T::DTYPE, &src.sizes), src)?;
+    }
+    Ok(out)
+}
+
+/// Writes `vals` (row-major, `dst`'s element count) into `dst`, converting to its dtype.
+pub(crate) fn store_values<T: crate::convert::Element>(dst: &View, vals: &[T]) -> Result<(), KernelError> {
+    let n = dst.validate("store_values")?;
+    if n != vals.len() {
+        return Err(crate::view::err("store_values", format!("{} values for a view of {:?}", vals.len(), dst.sizes)));
+    }
+    if n > 0 {
+        copy(dst, &View::contiguous(vals.as_ptr() as *mut u8, T::DTYPE, &dst.sizes))?;
+    }
+    Ok(())
+}

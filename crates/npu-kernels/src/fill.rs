@@ -85,3 +85,50 @@ pub fn arange(dst: &View, start: Scalar, step: Scalar) -> Result<(), KernelError
     });
     Ok(())
 }
+
+/// linspace (`base` None) and logspace (`base ** value`) over a 1-D `dst`, with PyTorch CPU's
+/// formula: the first half steps up from `start`, the second half down from `end`, so both
+/// ends are exact. Bounds are first converted to the output dtype (an integer output truncates
+/// them); the step is computed in f32 for f32/f16/bf16 outputs and in f64 otherwise.
+pub fn linspace(dst: &View, start: Scalar, end: Scalar, base: Option<f64>) -> Result<(), KernelError> {
+    let op = if base.is_some() { "logspace" } else { "linspace" };
+    let n = dst.validate(op)?;
+    if dst.sizes.len() != 1 {
+        return Err(KernelError(format!("{op}: expected a 1-D output, got {:?}", dst.sizes)));
+    }
+    dst.check_writable(op)?;
+    if dst.dtype.is_complex() || dst.dtype == crate::DType::Bool {
+        return Err(KernelError(format!("{op}: not implemented for '{}'", dst.dtype.name())));
+    }
+    start.check_fits(dst.dtype)?;
+    end.check_fits(dst.dtype)?;
+    if n == 0 {
+        return Ok(());
+    }
+    let (a, b) = dispatch!(dst.dtype, T => (start.to_element::<T>().to_f64(), end.to_element::<T>().to_f64()));
+    let single = matches!(dst.dtype, crate::DType::F32 | crate::DType::F16 | crate::DType::BF16);
+    let half = n / 2;
+    let value = move |i: usize| -> f64 {
+        if n == 1 {
+            return a;
+        }
+        if single {
+            let (a, b) = (a as f32, b as f32);
+            let step = (b - a) / (n - 1) as f32;
+            (if i < half { a + step * i as f32 } else { b - step * (n - 1 - i) as f32 }) as f64
+        } else {
+            let step = (b - a) / (n - 1) as f64;
+            if i < half { a + step * i as f64 } else { b - step * (n - 1 - i) as f64 }
+        }
+    };
+    let stride = dst.strides[0] as isize;
+    let ptr = Ptr::new(dst.ptr);
+    par_ranges(n, 1 << 15, |range| {
+        let vals: Vec<f64> = range.clone().map(|i| base.map_or(value(i), |b| b.powf(value(i)))).collect();
+        unsafe {
+            let p = ptr.byte_at(range.start as isize * stride, dst.dtype.size());
+            crate::elementwise::storer::<f64>(dst.dtype, None)(&vals, p, stride);
+        }
+    });
+    Ok(())
+}

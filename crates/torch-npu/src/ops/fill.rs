@@ -72,6 +72,29 @@ pub fn arange_out(ctx: &Ctx) -> Result<()> {
     launch(&op, device, move || npu_kernels::arange(&dst, start, step).map_err(|e| e.0))
 }
 
+/// linspace.out(start, end, steps, *, out) and logspace.out(start, end, steps, base, *, out).
+pub fn linspace_out(ctx: &Ctx, log: bool) -> Result<()> {
+    let op = ctx.op.clone();
+    let (start, end, steps) = (ctx.scalar(0)?, ctx.scalar(1)?, ctx.int(2));
+    let base = log.then(|| ctx.double(3));
+    let i = ctx.nargs() - 1;
+    let out = ctx.tensor(i)?;
+    let device = common_device(&op, &[&out])?;
+    if steps < 0 {
+        return Err(Error::runtime(format!("{op}: number of steps must be non-negative")));
+    }
+    if out.dtype().is_complex() || matches!(start, Scalar::Complex(..)) || matches!(end, Scalar::Complex(..)) {
+        return Err(Error::use_fallback("complex linspace"));
+    }
+    for bound in [start, end] {
+        bound.check_fits(out.dtype()).map_err(|e| Error::runtime(format!("{op}: {}", e.0)))?;
+    }
+    let out = ctx.resize_arg(i, &[steps])?;
+    ctx.return_arg(i);
+    let dst = out.view.clone();
+    launch(&op, device, move || npu_kernels::linspace(&dst, start, end, base).map_err(|e| e.0))
+}
+
 /// eye.out(n, *, out) and eye.m_out(n, m, *, out): zeros with ones on the main diagonal.
 pub fn eye_out(ctx: &Ctx, with_m: bool) -> Result<()> {
     let op = ctx.op.clone();

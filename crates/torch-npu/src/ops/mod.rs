@@ -16,6 +16,7 @@ mod advanced_index;
 mod attention;
 mod conv;
 mod copy;
+mod counting;
 mod elementwise;
 mod index;
 mod linalg;
@@ -28,6 +29,7 @@ mod pool;
 mod reduce;
 mod scan;
 mod scatter;
+mod search;
 mod promote;
 pub mod ctx;
 mod fill;
@@ -38,6 +40,7 @@ pub mod softmax;
 mod sort;
 mod ternary;
 mod tri;
+mod unique;
 mod upsample;
 
 pub use ctx::{Ctx, DeviceKind, Tensor};
@@ -75,6 +78,8 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("fill_.Tensor", fill::fill_tensor),
     ("zero_", fill::zero),
     ("arange.start_out", fill::arange_out),
+    ("linspace.out", |c| fill::linspace_out(c, false)),
+    ("logspace.out", |c| fill::linspace_out(c, true)),
     ("eye.out", |c| fill::eye_out(c, false)),
     ("eye.m_out", |c| fill::eye_out(c, true)),
     ("nan_to_num", |c| elementwise::nan_to_num(c, Variant::Functional)),
@@ -302,7 +307,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(advanced_index::OPS).chain(advanced_index::SEARCH_OPS).chain(attention::OPS).chain(optim::OPS).chain(pad::OPS).chain(pair_loss::OPS).chain(scan::OPS).chain(scatter::OPS).chain(sort::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS).chain(upsample::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(advanced_index::OPS).chain(advanced_index::SEARCH_OPS).chain(attention::OPS).chain(optim::OPS).chain(pad::OPS).chain(pair_loss::OPS).chain(scan::OPS).chain(scatter::OPS).chain(sort::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS).chain(upsample::OPS).chain(counting::OPS).chain(search::OPS).chain(unique::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for (name, spec) in foreach::table() {
