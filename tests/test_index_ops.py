@@ -164,3 +164,49 @@ def test_bad_advanced_indices():
     with pytest.raises(RuntimeError, match="dtypes match"):
         x.index_put_((torch.tensor([0]).npu(),), torch.ones(4, dtype=torch.float64).npu())
     check(x + 1, torch.ones(3, 4))
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_masked_scatter(dtype):
+    x = make((4, 5), dtype, 1)
+    mask = make((4, 5), torch.float32, 2) > 0
+    src = make((30,), dtype, 3)
+    check(x.npu().masked_scatter(mask.npu(), src.npu()), x.masked_scatter(mask, src))
+    a, an = x.clone(), x.npu()
+    row = mask[1]  # broadcast over rows
+    a.masked_scatter_(row, src.reshape(5, 6))
+    an.masked_scatter_(row.npu(), src.reshape(5, 6).npu())
+    check(an, a)
+    t = x.npu().t()  # non-contiguous self
+    check(t.masked_scatter(mask.t().npu(), src.npu()), x.t().masked_scatter(mask.t(), src))
+
+
+def test_masked_scatter_grad_and_errors():
+    x = make((3, 4), torch.float32, 1)
+    mask = x > 0
+    a, an = x.clone().requires_grad_(), x.npu().requires_grad_()
+    g = make((int(mask.sum()),), torch.float32, 2)
+    a.masked_select(mask).backward(g)
+    an.masked_select(mask.npu()).backward(g.npu())
+    check(an.grad, a.grad)
+    keep = x.npu()
+    with pytest.raises(RuntimeError, match="source"):
+        keep.masked_scatter_(torch.ones(3, 4, dtype=torch.bool).npu(), torch.zeros(5).npu())
+        torch.npu.synchronize()
+    check(keep, x)  # nothing written
+    with pytest.raises(RuntimeError, match="boolean"):
+        keep.masked_scatter_(torch.ones(3, 4, dtype=torch.uint8).npu(), torch.zeros(12).npu())
+
+
+def test_equal():
+    x = make((3, 4), torch.float32, 1)
+    xn = x.npu()
+    assert torch.equal(xn, x.clone().npu())
+    assert not torch.equal(xn, (x + 1e-6 * (x == x.max())).npu())
+    assert not torch.equal(xn, xn.t())
+    assert torch.equal(xn.to(torch.float64), xn)  # values compared after promotion
+    assert torch.equal(torch.zeros(2).npu(), torch.tensor([0.0, -0.0]).npu())
+    nan = torch.tensor([1.0, float("nan")]).npu()
+    assert not torch.equal(nan, nan)
+    assert torch.equal(torch.empty(0, 3).npu(), torch.empty(0, 3).npu())
+    assert torch.equal(xn.t(), x.t().contiguous().npu())

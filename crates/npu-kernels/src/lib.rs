@@ -81,7 +81,7 @@ pub use search::searchsorted;
 pub use scatter::{check_index_shapes, gather, scatter, ScatterReduce, ScatterSrc};
 pub use softmax::{softmax, softmax_backward};
 pub use sort::{sort, topk};
-pub use select::{count_nonzero, isin, masked_select, nonzero};
+pub use select::{count_nonzero, isin, masked_scatter, masked_select, nonzero};
 pub use ternary::{ternary, TernaryOp, Third};
 pub use tri::triangle;
 pub use unary::{nan_to_num, unary, UnaryOp};

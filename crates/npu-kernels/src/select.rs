@@ -244,3 +244,47 @@ pub fn isin(dst: &View, elements: &View, test: &View, invert: bool) -> Result<()
     }
     Ok(())
 }
+
+/// `masked_scatter_`: the positions of `dst` where `mask` is set, in row-major order, take the
+/// consecutive elements of `source` (any shape, read in row-major order, `dst`'s dtype).
+/// `mask` has `dst`'s sizes (broadcast dims have stride 0). Too few source elements is an
+/// error raised before anything is written.
+pub fn masked_scatter(dst: &View, mask: &View, source: &View) -> Result<(), KernelError> {
+    let name = "masked_scatter_";
+    let n = dst.validate(name)?;
+    mask.validate(name)?;
+    let available = source.validate(name)?;
+    dst.check_writable(name)?;
+    if mask.sizes != dst.sizes || source.dtype != dst.dtype || mask.dtype != DType::Bool {
+        return Err(err(name, format!("mask {:?} and source {} must match self {:?} {}", mask.sizes, source.dtype.name(), dst.sizes, dst.dtype.name())));
+    }
+    if n == 0 {
+        return Ok(());
+    }
+    let needed: usize = block_counts(mask, n).iter().sum();
+    if needed > available {
+        return Err(err(name, format!("Number of elements of source < number of ones in mask ({available} < {needed})")));
+    }
+    let flags = crate::dense::host_values::<u8>(mask)?;
+    let src = crate::dense::Dense::of(source, source.dtype)?;
+    let size = dst.dtype.size();
+    let (dp, sp) = (Ptr::new(dst.ptr), Ptr::new(src.view.ptr));
+    let rank = dst.sizes.len();
+    let mut pos = vec![0i64; rank];
+    let mut k = 0isize;
+    for &f in &flags {
+        if f != 0 {
+            let off: i64 = pos.iter().zip(&dst.strides).map(|(p, s)| p * s).sum();
+            unsafe { std::ptr::copy_nonoverlapping(sp.byte_at(k, size), dp.byte_at(off as isize, size), size) };
+            k += 1;
+        }
+        for d in (0..rank).rev() {
+            pos[d] += 1;
+            if pos[d] < dst.sizes[d] {
+                break;
+            }
+            pos[d] = 0;
+        }
+    }
+    Ok(())
+}

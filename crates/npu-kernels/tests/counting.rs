@@ -1,9 +1,9 @@
-//! Counting, searching, unique and linspace kernels against naive loops.
+//! Counting, searching, unique, linspace and masked_scatter kernels against naive loops.
 
 mod common;
 
 use common::*;
-use npu_kernels::{bincount, bincount_size, histc, linspace, repeat_index, repeat_total, searchsorted, unique_groups, unique_values, DType, Scalar};
+use npu_kernels::{bincount, bincount_size, histc, linspace, masked_scatter, repeat_index, repeat_total, searchsorted, unique_groups, unique_values, DType, Scalar};
 
 fn buf_of(dtype: DType, vals: &[f64], sizes: &[i64]) -> (Buf, npu_kernels::View) {
     let (mut b, v) = Buf::contiguous(dtype, sizes);
@@ -131,4 +131,29 @@ fn linspace_ends_exact_and_matches_formula() {
     assert_eq!(lb.f64s(), vec![1.0, 10.0, 100.0]);
     let (_ub, uv) = Buf::contiguous(DType::U8, &[3]);
     assert!(linspace(&uv, Scalar::Int(0), Scalar::Int(300), None).is_err());
+}
+
+#[test]
+fn masked_scatter_fills_set_positions_in_order() {
+    let mut rng = Rng(3);
+    let flags: Vec<f64> = (0..24).map(|_| (rng.next() % 2) as f64).collect();
+    let (_mb, mv) = buf_of(DType::Bool, &flags, &[4, 6]);
+    let (_sb, sv) = buf_of(DType::F32, &(0..30).map(|i| i as f64 + 100.0).collect::<Vec<_>>(), &[30]);
+    // self transposed: row-major order of the [4, 6] view walks memory column-wise
+    let mut db = Buf::new(DType::F32, 24);
+    let dv = db.view(&[4, 6], &[1, 4], 0);
+    masked_scatter(&dv, &mv, &sv).unwrap();
+    let got = db.f64s();
+    let mut k = 0.0;
+    for (i, &f) in flags.iter().enumerate() {
+        let (r, c) = (i / 6, i % 6);
+        let want = if f != 0.0 { k += 1.0; 99.0 + k } else { 0.0 };
+        assert_eq!(got[c * 4 + r], want);
+    }
+    // too few source elements: an error and nothing written
+    let (_tb, tv) = buf_of(DType::F32, &[1.0], &[1]);
+    let mut eb = Buf::new(DType::F32, 24);
+    let ev = eb.view(&[4, 6], &[6, 1], 0);
+    assert!(masked_scatter(&ev, &mv, &tv).is_err());
+    assert!(eb.f64s().iter().all(|&v| v == 0.0));
 }

@@ -359,4 +359,6 @@ void tnpu_cx_return_undefined(void* ctx) { ctx_of(ctx).results.emplace_back(at::
 
 void tnpu_cx_return_int(void* ctx, int64_t v) { ctx_of(ctx).results.emplace_back(v); }
 
+void tnpu_cx_return_bool(void* ctx, int32_t v) { ctx_of(ctx).results.emplace_back(v != 0); }
+
 }  // extern "C"

@@ -64,6 +64,7 @@ extern "C" {
     fn tnpu_cx_return_arg(ctx: *mut c_void, i: i32);
     fn tnpu_cx_return_undefined(ctx: *mut c_void);
     fn tnpu_cx_return_int(ctx: *mut c_void, v: i64);
+    fn tnpu_cx_return_bool(ctx: *mut c_void, v: i32);
     fn tnpu_cx_arg_opt_tensor_list_len(ctx: *mut c_void, i: i32) -> i32;
     fn tnpu_cx_arg_opt_tensor_list_item(ctx: *mut c_void, i: i32, item: i32, out: *mut RawTensor) -> i32;
     fn tnpu_cx_arg_string(ctx: *mut c_void, i: i32, out: *mut u8, cap: usize) -> i32;
@@ -405,6 +406,11 @@ impl Ctx {
     /// Appends an int (or SymInt) result.
     pub fn return_int(&self, v: i64) {
         unsafe { tnpu_cx_return_int(self.raw, v) }
+    }
+
+    /// Appends a bool result.
+    pub fn return_bool(&self, v: bool) {
+        unsafe { tnpu_cx_return_bool(self.raw, v as i32) }
     }
 
     /// Returns argument `i` itself (in-place and out= ops).

@@ -399,3 +399,77 @@ pub fn roll(ctx: &Ctx) -> Result<()> {
 pub fn roll_out(ctx: &Ctx) -> Result<()> {
     roll_impl(ctx, Variant::Out)
 }
+
+/// masked_scatter_(self, mask, source) and the functional masked_scatter: the set positions
+/// of `mask` (broadcast to self) take source's elements in order.
+fn masked_scatter_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
+    let op = ctx.op.clone();
+    let (x, mask, source) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?);
+    let device = common_device(&op, &[&x, &mask, &source])?;
+    if mask.dtype() != DType::Bool {
+        return Err(Error::runtime(format!("{op}: masked_scatter_ only supports boolean masks, but got mask with dtype {}", mask.dtype().name())));
+    }
+    if source.dtype() != x.dtype() {
+        return Err(Error::runtime(format!(
+            "{op}: masked_scatter: expected self and source to have same dtypes but got {} and {}",
+            x.dtype().name(),
+            source.dtype().name()
+        )));
+    }
+    if x.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    let sizes = match variant {
+        // in place: the mask broadcasts to self, never the other way
+        Variant::InPlace => x.sizes().to_vec(),
+        _ => broadcast_shapes(x.sizes(), mask.sizes(), &op)?,
+    };
+    let mask_view = expand_to(&mask.view, &sizes, &op)?;
+    let (dst, src_view) = match variant {
+        Variant::InPlace => {
+            ctx.return_arg(0);
+            (x.view.clone(), source.view)
+        }
+        _ => {
+            let out = output(ctx, variant, &sizes, x.dtype(), device)?;
+            let (dst, xv) = (out.view.clone(), expand_to(&x.view, &sizes, &op)?);
+            launch(&op, device, {
+                let dst = dst.clone();
+                move || npu_kernels::copy(&dst, &xv).map_err(|e| e.0)
+            })?;
+            (dst, source.view)
+        }
+    };
+    launch(&op, device, move || npu_kernels::masked_scatter(&dst, &mask_view, &src_view).map_err(|e| e.0))
+}
+
+/// equal(self, other): same sizes and equal values (after type promotion; NaN is unequal).
+/// Waits for the stream, as the result is a Python bool.
+fn equal(ctx: &Ctx) -> Result<()> {
+    let op = ctx.op.clone();
+    let (a, b) = (ctx.tensor(0)?, ctx.tensor(1)?);
+    let device = common_device(&op, &[&a, &b])?;
+    if a.dtype().is_complex() || b.dtype().is_complex() {
+        return Err(Error::use_fallback("complex input"));
+    }
+    if a.sizes() != b.sizes() {
+        ctx.return_bool(false);
+        return Ok(());
+    }
+    rt::current_stream(device)?.synchronize()?;
+    let n = a.numel();
+    let mut flags = vec![0u8; n.max(1)];
+    let eq = View::contiguous(flags.as_mut_ptr(), DType::Bool, a.sizes());
+    let compute = super::promote::promote(a.dtype(), b.dtype());
+    npu_kernels::binary(npu_kernels::BinaryOp::Eq, &eq, &a.view, &b.view, npu_kernels::Scalar::Int(1), compute)
+        .map_err(|e| Error::runtime(e.0))?;
+    ctx.return_bool(flags[..n].iter().all(|&f| f != 0));
+    Ok(())
+}
+
+pub const MASK_OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
+    ("masked_scatter_", |c| masked_scatter_impl(c, Variant::InPlace)),
+    ("masked_scatter", |c| masked_scatter_impl(c, Variant::Functional)),
+    ("masked_scatter.out", |c| masked_scatter_impl(c, Variant::Out)),
+    ("equal", equal),
+];
