@@ -21,6 +21,7 @@ mod dense;
 mod cpu;
 mod dtype;
 mod elementwise;
+mod embedding_bag;
 mod fill;
 mod gather;
 mod loss;
@@ -56,6 +57,7 @@ pub use attention::{attention_backward, attention_forward, attention_reference, 
 pub use argreduce::{arg_reduce, reduce_with_index};
 pub use binary::{binary, binary_scalar, clamp_scalar, where_, BinaryOp};
 pub use convert::{f32_to_bf16, Bool8, Complex, Element};
+pub use embedding_bag::{embedding_bag, embedding_bag_backward, embedding_bag_psw_backward, BagMode, BagSpec};
 pub use conv::{conv_backward, conv_forward, conv_output_sizes, ConvParams};
 pub use copy::copy;
 pub use counting::{bincount, bincount_size, histc, repeat_index, repeat_total};
