@@ -77,6 +77,18 @@ def test_index_add():
     check(xn, x.clone().index_add_(0, idx, src))
     x2, src2 = make((3, 5), torch.float64, 3), make((3, 2), torch.float64, 4)
     check(x2.npu().index_add(1, torch.tensor([1, 1]).npu(), src2.npu()), x2.index_add(1, torch.tensor([1, 1]), src2))
+    for dtype in [torch.int8, torch.int64, torch.uint8, torch.bool]:  # exact, wrapping
+        xi, si = make((5, 3), dtype, 5), make((4, 3), dtype, 6)
+        alpha = 1 if dtype == torch.bool else 3
+        check(xi.npu().index_add(0, idx.npu(), si.npu(), alpha=alpha), xi.index_add(0, idx, si, alpha=alpha))
+    with pytest.raises(RuntimeError, match="alpha"):
+        torch.zeros(3, dtype=torch.int32).npu().index_add(0, torch.tensor([0]).npu(), torch.ones(1, dtype=torch.int32).npu(), alpha=0.5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int32, torch.bool])
+def test_native_dropout_backward_dtypes(dtype):
+    g, mask = make((4, 5), dtype, 1), make((4, 5), torch.bool, 2)
+    check(torch.ops.aten.native_dropout_backward(g.npu(), mask.npu(), 2.0), torch.ops.aten.native_dropout_backward(g, mask, 2.0))
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bool, torch.int64])

@@ -94,7 +94,7 @@ def test_group_norm_forward_backward(dtype, shape, groups, affine):
 
 @pytest.mark.parametrize("mode", ["reflect", "replicate"])
 @pytest.mark.parametrize("dtype", FLOATS)
-@pytest.mark.parametrize("shape,pad", [((2, 3, 7), (2, 3)), ((3, 7), (1, 0)), ((2, 3, 5, 6), (1, 2, 3, 4)), ((3, 5, 6), (2, 2, 1, 1)), ((1, 2, 4, 5, 6), (1, 1, 2, 0, 3, 2))])
+@pytest.mark.parametrize("shape,pad", [((2, 3, 7), (2, 3)), ((3, 7), (1, 0)), ((2, 3, 6, 5), (-1, 2, -2, 1)), ((2, 3, 5, 6), (1, 2, 3, 4)), ((3, 5, 6), (2, 2, 1, 1)), ((1, 2, 4, 5, 6), (1, 1, 2, 0, 3, 2))])
 def test_pad_modes_forward_backward(mode, dtype, shape, pad):
     x = make(shape, dtype, 1)
     a, an = x.clone().requires_grad_(), x.npu().requires_grad_()
@@ -113,3 +113,7 @@ def test_pad_errors():
     with pytest.raises(RuntimeError, match="Padding size should be less"):
         F.pad(x, (3, 3), mode="reflect")
     check(F.pad(x, (3, 3), mode="replicate"), torch.zeros(1, 2, 9))
+    with pytest.raises(RuntimeError, match="too small"):
+        F.pad(x, (-2, -1), mode="replicate")
+    xi = torch.arange(12).reshape(1, 3, 4)  # integers pad too
+    check(F.pad(xi.npu(), (-1, 2), mode="reflect"), F.pad(xi, (-1, 2), mode="reflect"))

@@ -119,8 +119,11 @@ pub fn index_add(
         let s = if src.sizes.is_empty() { one(src) } else { src.clone() };
         return index_add(&one(dst), 0, index, &s, alpha, skip, scale_by_count);
     }
-    if !dst.dtype.is_floating() || dim >= dst.sizes.len().max(1) || src.sizes.len() != dst.sizes.len() {
-        return Err(err(OP, format!("expected floating tensors of equal rank, got {:?} {} and {:?}", dst.sizes, dst.dtype.name(), src.sizes)));
+    if dst.dtype.is_complex() || src.dtype != dst.dtype || dim >= dst.sizes.len().max(1) || src.sizes.len() != dst.sizes.len() {
+        return Err(err(OP, format!("expected real tensors of one dtype and equal rank, got {:?} {} and {:?} {}", dst.sizes, dst.dtype.name(), src.sizes, src.dtype.name())));
+    }
+    if !dst.dtype.is_floating() && scale_by_count {
+        return Err(err(OP, "scale_by_count needs a floating tensor".into()));
     }
     let idx = indices(OP, index, dst.sizes[dim])?;
     let mut want = dst.sizes.clone();
@@ -129,11 +132,36 @@ pub fn index_add(
         return Err(err(OP, format!("source of size {:?}, expected {want:?}", src.sizes)));
     }
     dst.check_writable(OP)?;
-    if dst.dtype == DType::F64 {
+    if !dst.dtype.is_floating() {
+        add_int(dst, dim, &idx, src, alpha as i64, skip)
+    } else if dst.dtype == DType::F64 {
         add::<f64>(dst, dim, &idx, src, alpha, skip, scale_by_count)
     } else {
         add::<f32>(dst, dim, &idx, src, alpha, skip, scale_by_count)
     }
+}
+
+/// [`index_add`] of integer and bool tensors: exact, wrapping like C++ integer arithmetic
+/// (sums are taken in i64 and narrowed on the way back; bool is true where the sum is nonzero).
+fn add_int(dst: &View, dim: usize, idx: &[i64], src: &View, alpha: i64, skip: Option<i64>) -> Result<(), KernelError> {
+    let mut acc = crate::dense::host_values::<i64>(dst)?;
+    let s = crate::dense::host_values::<i64>(src)?;
+    let n = dst.sizes[dim] as usize;
+    let outer: usize = dst.sizes[..dim].iter().map(|&v| v as usize).product();
+    let inner: usize = dst.sizes[dim + 1..].iter().map(|&v| v as usize).product();
+    let k = idx.len();
+    for o in 0..outer {
+        for (j, &i) in idx.iter().enumerate() {
+            if skip == Some(i) {
+                continue;
+            }
+            for c in 0..inner {
+                let d = &mut acc[(o * n + i as usize) * inner + c];
+                *d = d.wrapping_add(alpha.wrapping_mul(s[(o * k + j) * inner + c]));
+            }
+        }
+    }
+    crate::dense::store_values(dst, &acc)
 }
 
 #[allow(clippy::too_many_arguments)]

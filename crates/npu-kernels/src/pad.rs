@@ -1,7 +1,7 @@
-//! Reflection and replication padding of the last 1–3 dims, and their backward. Every output
-//! position reads one input position (mirrored without repeating the edge, or clamped to the
-//! edge); the backward adds each output gradient into the input position it read, plane by
-//! plane in output order (as PyTorch's CPU loop), planes in parallel.
+//! Reflection and replication padding of the last 1–3 dims (negative pads crop), and their
+//! backward. Every output position reads one input position (mirrored without repeating the
+//! edge, or clamped to the edge); the backward adds each output gradient into the input
+//! position it read, plane by plane in output order (as PyTorch's CPU loop), planes in parallel.
 
 use crate::scatter::Access;
 use crate::view::{err, par_ranges, Ptr, View};
@@ -22,8 +22,9 @@ fn index_maps(op: &str, sizes: &[i64], pads: &[i64], mode: PadMode) -> Result<Ve
             // pads list the last dim first: (left, right) pairs
             let d = rank - 1 - j;
             let (l, r, n) = (pads[2 * j], pads[2 * j + 1], sizes[d]);
-            if l < 0 || r < 0 {
-                return Err(err(op, "negative padding is not supported".into()));
+            // a negative pad crops; the result must keep at least one element
+            if n + l + r < 1 {
+                return Err(err(op, format!("input dimension {d} of size {n} is too small for padding ({l}, {r})")));
             }
             if mode == PadMode::Reflect && (l >= n || r >= n) {
                 return Err(err(op, format!(

@@ -17,7 +17,7 @@ fn source(o: i64, l: i64, n: i64, mode: PadMode) -> i64 {
 #[test]
 fn pad_and_backward_match_loops() {
     for mode in [PadMode::Reflect, PadMode::Replicate] {
-        for (sizes, pads) in [(vec![2i64, 7], vec![2i64, 3]), (vec![2, 4, 5], vec![1, 2, 3, 0]), (vec![1, 3, 4, 5], vec![1, 1, 2, 0, 0, 2])] {
+        for (sizes, pads) in [(vec![2i64, 7], vec![2i64, 3]), (vec![2, 6], vec![-1, 2]), (vec![1, 4, 5], vec![-2, 1, 1, -1]), (vec![2, 4, 5], vec![1, 2, 3, 0]), (vec![1, 3, 4, 5], vec![1, 1, 2, 0, 0, 2])] {
             let k = pads.len() / 2;
             let r = sizes.len();
             let mut out_sizes = sizes.clone();

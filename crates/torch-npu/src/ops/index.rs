@@ -243,10 +243,13 @@ fn index_add_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
     let (s, index, source) = (ctx.tensor(0)?, ctx.tensor(2)?, ctx.tensor(3)?);
     let device = common_device(&op, &[&s, &index, &source])?;
     index_tensor(&op, &index)?;
-    if !s.dtype().is_floating() || source.dtype() != s.dtype() {
-        return Err(Error::use_fallback("non-float or mixed dtypes"));
+    if s.dtype().is_complex() || source.dtype() != s.dtype() {
+        return Err(Error::use_fallback("complex or mixed dtypes"));
     }
     let alpha = ctx.scalar_f64(4)?;
+    if !s.dtype().is_floating() && alpha.fract() != 0.0 {
+        return Err(Error::runtime(format!("{op}: For integral input tensors, argument alpha must not be a floating point number.")));
+    }
     let dim = super::softmax::wrap_dim(&op, ctx.int(1), s.sizes().len())?;
     let out = match variant {
         Variant::InPlace => {

@@ -14,9 +14,6 @@ fn check_rank(op: &str, rank: usize, k: usize, pads: &[i64]) -> Result<()> {
     if rank != k + 1 && rank != k + 2 {
         return Err(Error::runtime(format!("{op}: Expected {}D or {}D tensor for input, but got a {rank}D tensor", k + 1, k + 2)));
     }
-    if pads.iter().any(|&p| p < 0) {
-        return Err(Error::use_fallback("negative padding"));
-    }
     Ok(())
 }
 
@@ -58,6 +55,9 @@ fn check_pads(op: &str, sizes: &[i64], pads: &[i64], mode: PadMode) -> Result<()
             return Err(Error::runtime(format!(
                 "{op}: Argument #4: Padding size should be less than the corresponding input dimension, but got: padding ({l}, {rr}) at dimension {d} of input {sizes:?}"
             )));
+        }
+        if n + l + rr < 1 && n > 0 {
+            return Err(Error::runtime(format!("{op}: input (size {n} at dimension {d}) is too small. Calculated output size: {}", n + l + rr)));
         }
         if n == 0 && l + rr > 0 {
             return Err(Error::runtime(format!("{op}: input tensor must have a non-empty dimension {d} to be padded, got {sizes:?}")));

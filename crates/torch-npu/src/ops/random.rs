@@ -306,17 +306,20 @@ pub fn native_dropout_backward(ctx: &Ctx) -> Result<()> {
     if mask.dtype() != DType::Bool {
         return Err(Error::runtime(format!("{op}: Mask should be Bool Scalar Type {}", mask.dtype().name())));
     }
-    if g.dtype().is_complex() || !g.dtype().is_floating() {
-        return Err(Error::use_fallback("non-float gradient"));
+    if g.dtype().is_complex() {
+        return Err(Error::use_fallback("complex gradient"));
     }
     let sizes = broadcast_shapes(g.sizes(), mask.sizes(), &op)?;
-    let out = ctx.new_output(&sizes, None, g.dtype(), device)?;
+    // grad * mask * scale: an integer or bool gradient times the float scale gives the
+    // default float dtype, as on CPU
+    let dtype = if g.dtype().is_floating() { g.dtype() } else { ctx.default_float() };
+    let out = ctx.new_output(&sizes, None, dtype, device)?;
     if out.numel() == 0 {
         return Ok(());
     }
-    let (o, gv, mv, dtype) = (out.view.clone(), expand_to(&g.view, &sizes, &op)?, expand_to(&mask.view, &sizes, &op)?, g.dtype());
+    let (o, gv, mv, masked) = (out.view.clone(), expand_to(&g.view, &sizes, &op)?, expand_to(&mask.view, &sizes, &op)?, g.dtype());
     launch(&op, device, move || {
-        npu_kernels::binary(BinaryOp::Mul, &o, &gv, &mv, Scalar::Int(1), dtype).map_err(|e| e.0)?;
+        npu_kernels::binary(BinaryOp::Mul, &o, &gv, &mv, Scalar::Int(1), masked).map_err(|e| e.0)?;
         npu_kernels::binary_scalar(BinaryOp::Mul, &o, &o, Scalar::Float(scale), Scalar::Int(1), dtype).map_err(|e| e.0)
     })
 }
