@@ -250,3 +250,18 @@ def test_eye():
     check(out, torch.eye(2, 3))
     with pytest.raises(RuntimeError, match="greater or equal to 0"):
         torch.eye(-1, device="npu")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.int64, torch.bfloat16])
+def test_rsub_and_logical_not_variants(dtype):
+    a, b = make((3, 4), dtype, 1), make((4,), dtype, 2)
+    check(torch.rsub(a.npu(), b.npu(), alpha=2), torch.rsub(a, b, alpha=2))
+    check(torch.rsub(a.npu(), 5), torch.rsub(a, 5))
+    check(5 - a.npu(), 5 - a)
+    out = torch.empty(3, 4, dtype=torch.float32, device="npu")
+    torch.logical_not(a.npu(), out=out)
+    check(out, torch.logical_not(a).float())
+    x, xn = a.clone(), a.npu()
+    x.logical_not_()
+    xn.logical_not_()
+    check(xn, x)

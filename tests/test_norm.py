@@ -117,3 +117,28 @@ def test_pad_errors():
         F.pad(x, (-2, -1), mode="replicate")
     xi = torch.arange(12).reshape(1, 3, 4)  # integers pad too
     check(F.pad(xi.npu(), (-1, 2), mode="reflect"), F.pad(xi, (-1, 2), mode="reflect"))
+
+
+def test_batch_norm_variants_used_by_compile_and_export():
+    x = make((4, 3, 5), torch.float32, 1)
+    w, b = make((3,), torch.float32, 2), make((3,), torch.float32, 3)
+    for op, args in [
+        (torch.ops.aten._native_batch_norm_legit, (True, 0.1, 1e-5)),
+        (torch.ops.aten._native_batch_norm_legit_no_training, (0.1, 1e-5)),
+        (torch.ops.aten._batch_norm_with_update, (0.1, 1e-5)),
+        (torch.ops.aten._batch_norm_no_update, (0.1, 1e-5)),
+    ]:
+        rm, rv = torch.zeros(3), torch.ones(3)
+        rmn, rvn = rm.npu(), rv.npu()
+        y = op(x, w, b, rm, rv, *args)
+        yn = op(x.npu(), w.npu(), b.npu(), rmn, rvn, *args)
+        for u, un in zip(y, yn):
+            if u.numel():
+                check(un, u)
+            assert un.shape == u.shape and un.dtype == u.dtype
+        check(rmn, rm)
+        check(rvn, rv)
+    y = torch.ops.aten._native_batch_norm_legit.no_stats(x, w, b, True, 0.1, 1e-5)
+    yn = torch.ops.aten._native_batch_norm_legit.no_stats(x.npu(), w.npu(), b.npu(), True, 0.1, 1e-5)
+    for u, un in zip(y, yn):
+        check(un, u)

@@ -86,3 +86,15 @@ def test_group_norm_forward_runs_natively():
     x = make((3, 6, 4, 4), torch.float32, 7)
     with torch.no_grad():
         check(gn_n(x.npu()), gn(x), atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_legacy_norm_dist_and_distances(dtype):
+    a, b = make((5, 6), dtype, 1), make((5, 6), dtype, 2)
+    tol = dict(atol=0.1, rtol=2e-2) if dtype == torch.bfloat16 else {}
+    for p in [1, 2, 3.5, float("inf")]:
+        check(torch.dist(a.npu(), b.npu(), p), torch.dist(a, b, p), **tol)
+        check(torch.norm(a.npu(), p, dim=1, keepdim=True), torch.norm(a, p, dim=1, keepdim=True), **tol)
+    check(torch.nn.functional.pairwise_distance(a.npu(), b.npu()), torch.nn.functional.pairwise_distance(a, b), **tol)
+    with pytest.raises(RuntimeError, match="floating point"):
+        torch.ops.aten.norm.Scalar(torch.ones(3, dtype=torch.int64).npu())

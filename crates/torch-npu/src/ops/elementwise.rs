@@ -266,9 +266,19 @@ fn check_operands(name: &str, op: BinaryOp, a: &Input, b: &Input) -> Result<()> 
 
 /// self op other (op.Tensor / op.Scalar / op_ / op.out), with `alpha` at argument 2 if given.
 pub fn binary(ctx: &Ctx, op: BinaryOp, kind: Kind, variant: Variant, alpha_arg: Option<usize>) -> Result<()> {
+    binary_args(ctx, op, kind, variant, alpha_arg, [0, 1])
+}
+
+/// rsub(self, other, alpha) = other - alpha * self: sub with the operands swapped.
+pub fn rsub(ctx: &Ctx, variant: Variant) -> Result<()> {
+    binary_args(ctx, BinaryOp::Sub, Kind::Promoted, variant, Some(2), [1, 0])
+}
+
+/// [`binary`] with its two operands read from arguments `args`.
+fn binary_args(ctx: &Ctx, op: BinaryOp, kind: Kind, variant: Variant, alpha_arg: Option<usize>, args: [usize; 2]) -> Result<()> {
     let name = ctx.op.clone();
-    let a = input(ctx, 0)?;
-    let b = input(ctx, 1)?;
+    let a = input(ctx, args[0])?;
+    let b = input(ctx, args[1])?;
     if matches!(a, Input::Host(..)) && matches!(b, Input::Host(..)) {
         return Err(Error::runtime(format!("{name}: expected at least one npu tensor")));
     }

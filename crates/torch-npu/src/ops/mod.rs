@@ -83,6 +83,10 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("logspace.out", |c| fill::linspace_out(c, true)),
     ("eye.out", |c| fill::eye_out(c, false)),
     ("eye.m_out", |c| fill::eye_out(c, true)),
+    ("rsub.Tensor", |c| elementwise::rsub(c, Variant::Functional)),
+    ("rsub.Scalar", |c| elementwise::rsub(c, Variant::Functional)),
+    ("rsub.Tensor_out", |c| elementwise::rsub(c, Variant::Out)),
+    ("rsub.Scalar_out", |c| elementwise::rsub(c, Variant::Out)),
     ("nan_to_num", |c| elementwise::nan_to_num(c, Variant::Functional)),
     ("nan_to_num_", |c| elementwise::nan_to_num(c, Variant::InPlace)),
     ("nan_to_num.out", |c| elementwise::nan_to_num(c, Variant::Out)),
@@ -345,6 +349,9 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, op) in PREDICATES {
         t.push((name.to_string(), Adapter::Unary(op, Kind::Bool, Functional)));
     }
+    // logical_not also writes 0/1 into tensors of any dtype
+    t.push(("logical_not_".into(), Adapter::Unary(UnaryOp::LogicalNot, Kind::Bool, InPlace)));
+    t.push(("logical_not.out".into(), Adapter::Unary(UnaryOp::LogicalNot, Kind::Bool, Out)));
     t
 }
 

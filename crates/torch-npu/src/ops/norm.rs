@@ -139,13 +139,32 @@ fn channels(op: &str, input: &Tensor, params: &[&Option<Tensor>]) -> Result<i64>
     Ok(c)
 }
 
+/// Where the batch-norm variants keep their arguments (all start with input, weight?, bias?).
+struct BnArgs {
+    /// running_mean and running_var positions (absent in `_native_batch_norm_legit.no_stats`)
+    stats: Option<usize>,
+    /// training: the position of the flag, or fixed by the variant
+    training: std::result::Result<usize, bool>,
+    momentum: usize,
+    /// `_batch_norm_with_update` / `_no_update` also return an empty reserve tensor
+    reserve: bool,
+}
+
 /// native_batch_norm(input, weight?, bias?, running_mean?, running_var?, training, momentum,
-/// eps) -> (out, save_mean, save_invstd)
-fn batch_norm(ctx: &Ctx) -> Result<()> {
+/// eps) -> (out, save_mean, save_invstd), and the variants torch.compile and export use.
+fn batch_norm(ctx: &Ctx, a: BnArgs) -> Result<()> {
     let op = ctx.op.clone();
     let input = ctx.tensor(0)?;
-    let (w, b, rm, rv) = (ctx.opt_tensor(1)?, ctx.opt_tensor(2)?, ctx.opt_tensor(3)?, ctx.opt_tensor(4)?);
-    let (training, momentum, eps) = (ctx.bool(5), ctx.double(6), ctx.double(7));
+    let (w, b) = (ctx.opt_tensor(1)?, ctx.opt_tensor(2)?);
+    let (rm, rv) = match a.stats {
+        Some(i) => (ctx.opt_tensor(i)?, ctx.opt_tensor(i + 1)?),
+        None => (None, None),
+    };
+    let training = match a.training {
+        Ok(i) => ctx.bool(i),
+        Err(fixed) => fixed,
+    };
+    let (momentum, eps) = (ctx.double(a.momentum), ctx.double(a.momentum + 1));
     let mut all = vec![&input];
     all.extend([&w, &b, &rm, &rv].into_iter().flatten());
     let device = common_device(&op, &all)?;
@@ -158,6 +177,9 @@ fn batch_norm(ctx: &Ctx) -> Result<()> {
     let stat = if training { vec![c] } else { vec![0] };
     let sm = ctx.new_output(&stat, None, input.dtype(), device)?;
     let si = ctx.new_output(&stat, None, input.dtype(), device)?;
+    if a.reserve {
+        ctx.new_output(&[0], None, DType::U8, device)?;
+    }
     let (o, x) = (out.view, input.view);
     let [w, b, rm, rv] = [w, b, rm, rv].map(|t| t.map(|t| t.view));
     let save = training.then_some((sm.view, si.view));
@@ -246,6 +268,13 @@ pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
     ("native_group_norm_backward", group_norm_backward),
     ("native_layer_norm", layer_norm),
     ("native_layer_norm_backward", layer_norm_backward),
-    ("native_batch_norm", batch_norm),
+    ("native_batch_norm", |c| batch_norm(c, BnArgs { stats: Some(3), training: Ok(5), momentum: 6, reserve: false })),
+    ("_native_batch_norm_legit", |c| batch_norm(c, BnArgs { stats: Some(3), training: Ok(5), momentum: 6, reserve: false })),
+    ("_native_batch_norm_legit.no_stats", |c| batch_norm(c, BnArgs { stats: None, training: Ok(3), momentum: 4, reserve: false })),
+    ("_native_batch_norm_legit_no_training", |c| batch_norm(c, BnArgs { stats: Some(3), training: Err(false), momentum: 5, reserve: false })),
+    ("_batch_norm_with_update", |c| batch_norm(c, BnArgs { stats: Some(3), training: Err(true), momentum: 5, reserve: true })),
+    ("_batch_norm_no_update", |c| batch_norm(c, BnArgs { stats: Some(3), training: Err(false), momentum: 5, reserve: true })),
     ("native_batch_norm_backward", batch_norm_backward),
+    // (the same arguments, then the reserve tensor, which carries nothing here)
+    ("batch_norm_backward", batch_norm_backward),
 ];

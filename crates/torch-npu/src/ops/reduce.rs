@@ -317,9 +317,33 @@ fn vector_norm(ctx: &Ctx, variant: Variant) -> Result<()> {
     }
     let p = ctx.scalar_f64(1)?;
     let dims = if ctx.is_none(2) { vec![] } else { ctx.int_list(2)? };
-    let dims = normalize_dims(&dims, src.sizes().len(), &name)?;
-    let keepdim = ctx.bool(3);
     let out_dtype = if ctx.is_none(4) { src.dtype() } else { DType::from_i32(ctx.int(4) as i32).unwrap_or(src.dtype()) };
+    norm_into(ctx, &src, device, p, &dims, ctx.bool(3), out_dtype, variant)
+}
+
+/// The legacy `norm` out= overloads (what `torch.dist`, `pairwise_distance` and the triplet
+/// losses reach): .out(self, p?, dim, keepdim), .dtype_out(self, p?, dim, keepdim, *, dtype),
+/// .Scalar_out(self, p) and .ScalarOpt_dtype_out(self, p?, *, dtype). A missing p is 2.
+fn legacy_norm(ctx: &Ctx, with_dim: bool, with_dtype: bool) -> Result<()> {
+    let name = ctx.op.clone();
+    let (src, device) = real_input(ctx)?;
+    if !src.dtype().is_floating() {
+        return Err(Error::runtime(format!(
+            "{name}: norm(): input dtype should be either floating point or complex. Got {} instead.",
+            src.dtype().name()
+        )));
+    }
+    let p = if ctx.is_none(1) { 2.0 } else { ctx.scalar_f64(1)? };
+    let (dims, keepdim) = if with_dim { (ctx.int_list(2)?, ctx.bool(3)) } else { (vec![], false) };
+    let dtype_arg = if with_dim { 4 } else { 2 };
+    let out_dtype = if with_dtype { DType::from_i32(ctx.int(dtype_arg) as i32).unwrap_or(src.dtype()) } else { src.dtype() };
+    norm_into(ctx, &src, device, p, &dims, keepdim, out_dtype, Variant::Out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn norm_into(ctx: &Ctx, src: &Tensor, device: i32, p: f64, dims: &[i64], keepdim: bool, out_dtype: DType, variant: Variant) -> Result<()> {
+    let name = ctx.op.clone();
+    let dims = normalize_dims(dims, src.sizes().len(), &name)?;
     if p < 0.0 && src.numel() == 0 {
         return Err(Error::runtime(format!("{name}: linalg.vector_norm cannot compute the {p} norm on an empty tensor because the operation does not have an identity")));
     }
@@ -397,4 +421,8 @@ pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
     ("std_mean.correction", |c| var_std(c, true, true, Variant::Functional)),
     ("linalg_vector_norm", |c| vector_norm(c, Variant::Functional)),
     ("linalg_vector_norm.out", |c| vector_norm(c, Variant::Out)),
+    ("norm.out", |c| legacy_norm(c, true, false)),
+    ("norm.dtype_out", |c| legacy_norm(c, true, true)),
+    ("norm.Scalar_out", |c| legacy_norm(c, false, false)),
+    ("norm.ScalarOpt_dtype_out", |c| legacy_norm(c, false, true)),
 ];
