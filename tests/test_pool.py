@@ -83,3 +83,24 @@ def test_pool_errors():
         F.max_pool2d(x, 5)
     with pytest.raises(NotImplementedError, match="has no NPU kernel"):
         F.max_pool2d(torch.ones(1, 1, 4, 4, dtype=torch.long, device="npu"), 2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("shape,size", [((2, 3, 7, 5), (3, 2)), ((3, 10), 4), ((1, 2, 5, 4, 7), (2, 2, 3)), ((2, 3, 6, 6), 1)])
+def test_adaptive_max_pool(dtype, shape, size):
+    # spatial dims: the size tuple's length, else all but (N, C) of a batched input
+    nd = len(size) if isinstance(size, tuple) else len(shape) - (1 if len(shape) == 2 else 2)
+    fn = {1: F.adaptive_max_pool1d, 2: F.adaptive_max_pool2d, 3: F.adaptive_max_pool3d}[nd]
+    run(lambda t: fn(t, size, return_indices=True), make(shape, torch.float32, 3), dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.int8])
+def test_integer_pooling(dtype):
+    x = make((2, 3, 6, 7), dtype, 1)
+    check(F.max_pool2d(x.npu(), 3, stride=2, padding=1), F.max_pool2d(x, 3, stride=2, padding=1))
+    check(F.max_pool2d(x.npu(), 2, return_indices=True)[1], F.max_pool2d(x, 2, return_indices=True)[1])
+    if dtype == torch.int64:
+        check(F.avg_pool2d(x.npu(), 3, stride=2, padding=1), F.avg_pool2d(x, 3, stride=2, padding=1))
+    else:
+        with pytest.raises(RuntimeError, match="not implemented"):
+            F.avg_pool2d(x.npu(), 2)

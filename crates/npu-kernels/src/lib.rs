@@ -71,7 +71,7 @@ pub use pad::{pad, pad_backward, PadMode};
 pub use pairwise::{log_sigmoid, log_sigmoid_backward, pair_backward, pair_loss, pair_loss_reduced, PairGrad, PairLoss};
 pub use norm::{batch_norm, batch_norm_backward, group_norm_backward, layer_norm, layer_norm_backward};
 pub use philox::{philox4x32_10, PhiloxStream};
-pub use pool::{adaptive_avg_pool, avg_pool, avg_pool_backward, max_pool, max_pool_backward, PoolParams};
+pub use pool::{adaptive_avg_pool, adaptive_max_pool, avg_pool, avg_pool_backward, max_pool, max_pool_backward, PoolParams};
 pub use random::{
     bernoulli_scalar, bernoulli_tensor, cauchy, exponential, geometric, log_normal, normal,
     normal_tensor, random_from_to, random_full, randperm, uniform,

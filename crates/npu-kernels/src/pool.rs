@@ -121,12 +121,17 @@ fn windows(inp: [i64; 3], out: [i64; 3], p: &PoolParams, mut f: impl FnMut(usize
 }
 
 /// Max pooling: `out` and `indices` (i64, flat index within the input plane) are
-/// `[B, out_spatial..]`, `input` is `[B, in_spatial..]`. NaN wins; ties keep the first maximum.
+/// `[B, out_spatial..]`, `input` is `[B, in_spatial..]`. NaN wins (the last NaN of a window, as on CPU); ties keep
+/// the first maximum. Integer inputs compare exactly (in i64).
 pub fn max_pool(out: &View, indices: &View, input: &View, p: &PoolParams) -> Result<(), KernelError> {
     const OP: &str = "max_pool";
     let nd = p.kernel.len();
     p.check(OP, nd)?;
-    check_float(OP, &[out, input])?;
+    out.validate(OP)?;
+    input.validate(OP)?;
+    if out.dtype != input.dtype || input.dtype.is_complex() || input.dtype == DType::Bool {
+        return Err(err(OP, format!("\"max_pool\" not implemented for '{}' (output '{}')", input.dtype.name(), out.dtype.name())));
+    }
     indices.validate(OP)?;
     let b = planes(OP, input, nd)?;
     let want = with_spatial(input, nd, p.output_size(spatial(input, nd)));
@@ -136,13 +141,18 @@ pub fn max_pool(out: &View, indices: &View, input: &View, p: &PoolParams) -> Res
     if out.numel() == 0 {
         return Ok(());
     }
+    if !input.dtype.is_floating() {
+        return max_forward::<i64>(out, indices, input, p, b, i64::MIN, |_| false);
+    }
     match float_compute(&[out, input]) {
-        DType::F64 => max_forward::<f64>(out, indices, input, p, b),
-        _ => max_forward::<f32>(out, indices, input, p, b),
+        DType::F64 => max_forward::<f64>(out, indices, input, p, b, f64::NEG_INFINITY, f64::is_nan),
+        _ => max_forward::<f32>(out, indices, input, p, b, f32::NEG_INFINITY, f32::is_nan),
     }
 }
 
-fn max_forward<F: Float>(out: &View, indices: &View, input: &View, p: &PoolParams, b: usize) -> Result<(), KernelError> {
+/// In compute type `F` (f32, f64, or i64 for integers), starting from `lowest`.
+#[allow(clippy::too_many_arguments)]
+fn max_forward<F: crate::convert::Element + PartialOrd>(out: &View, indices: &View, input: &View, p: &PoolParams, b: usize, lowest: F, is_nan: fn(F) -> bool) -> Result<(), KernelError> {
     let ct = F::DTYPE;
     let x = Operand::of(input, ct)?;
     let y = Operand::output(out, ct);
@@ -154,15 +164,13 @@ fn max_forward<F: Float>(out: &View, indices: &View, input: &View, p: &PoolParam
         for pl in range {
             let (xs, ys, is) = unsafe { (xp.slice(pl * il, il), yp.slice(pl * ol, ol), ip.slice(pl * ol, ol)) };
             windows(inp, outs, p, |o, win, _| {
-                let (mut best, mut at) = (-F::INFINITY, win.first().copied().unwrap_or(0));
+                let (mut best, mut at) = (lowest, win.first().copied().unwrap_or(0));
                 for &i in win {
+                    // as PyTorch CPU: a NaN wins, and a later NaN wins again
                     let v = xs[i];
-                    if v > best || v.is_nan() {
+                    if v > best || is_nan(v) {
                         best = v;
                         at = i;
-                        if v.is_nan() {
-                            break;
-                        }
                     }
                 }
                 ys[o] = best;
@@ -230,7 +238,12 @@ pub fn avg_pool(out: &View, input: &View, p: &PoolParams, count_include_pad: boo
     const OP: &str = "avg_pool";
     let nd = p.kernel.len();
     p.check(OP, nd)?;
-    check_float(OP, &[out, input])?;
+    if input.dtype == DType::I64 && out.dtype == DType::I64 {
+        out.validate(OP)?;
+        input.validate(OP)?;
+    } else {
+        check_float(OP, &[out, input])?;
+    }
     let b = planes(OP, input, nd)?;
     let want = with_spatial(input, nd, p.output_size(spatial(input, nd)));
     if out.sizes != want {
@@ -238,6 +251,9 @@ pub fn avg_pool(out: &View, input: &View, p: &PoolParams, count_include_pad: boo
     }
     if out.numel() == 0 {
         return Ok(());
+    }
+    if input.dtype == DType::I64 {
+        return avg_int(out, input, p, count_include_pad, divisor_override, b);
     }
     match float_compute(&[out, input]) {
         DType::F64 => avg::<f64>(out, input, p, count_include_pad, divisor_override, b, false),
@@ -310,6 +326,91 @@ fn avg<F: Float>(small: &View, large: &View, p: &PoolParams, include_pad: bool, 
     } else {
         dst.finish(small)
     }
+}
+
+/// [`avg_pool`] of int64: the window sum divided with truncation, as PyTorch CPU does.
+fn avg_int(out: &View, input: &View, p: &PoolParams, include_pad: bool, divisor: Option<i64>, b: usize) -> Result<(), KernelError> {
+    let nd = p.kernel.len();
+    let (inp, outs) = (pad3(spatial(input, nd), 1), pad3(spatial(out, nd), 1));
+    let (il, ol) = ((inp[0] * inp[1] * inp[2]) as usize, (outs[0] * outs[1] * outs[2]) as usize);
+    let x = crate::dense::host_values::<i64>(input)?;
+    let mut y = vec![0i64; b * ol];
+    for pl in 0..b {
+        let (xs, ys) = (&x[pl * il..(pl + 1) * il], &mut y[pl * ol..(pl + 1) * ol]);
+        windows(inp, outs, p, |o, win, padded| {
+            let div = divisor.unwrap_or(if include_pad { padded } else { win.len() as i64 });
+            let sum = win.iter().fold(0i64, |s, &i| s.wrapping_add(xs[i]));
+            ys[o] = if div == 0 { 0 } else { sum.wrapping_div(div) };
+        });
+    }
+    crate::dense::store_values(out, &y)
+}
+
+/// Adaptive max pooling of planes `[B, in..]` to `[B, out..]` with the flat in-plane index of
+/// each maximum (windows as in [`adaptive_avg_pool`]; NaN wins as in [`max_pool`]). The
+/// backward is [`max_pool_backward`].
+pub fn adaptive_max_pool(out: &View, indices: &View, input: &View, nd: usize) -> Result<(), KernelError> {
+    const OP: &str = "adaptive_max_pool";
+    check_float(OP, &[out, input])?;
+    indices.validate(OP)?;
+    let lead = input.sizes.len().saturating_sub(nd);
+    if !(1..=3).contains(&nd) || lead == 0 || out.sizes.len() != input.sizes.len() || out.sizes[..lead] != input.sizes[..lead] {
+        return Err(err(OP, format!("expected planes of equal count, got {:?} and {:?}", input.sizes, out.sizes)));
+    }
+    if indices.sizes != out.sizes || indices.dtype != DType::I64 || !indices.is_contiguous() {
+        return Err(err(OP, format!("expected contiguous i64 indices of {:?}", out.sizes)));
+    }
+    out.check_writable(OP)?;
+    if out.numel() == 0 {
+        return Ok(());
+    }
+    match float_compute(&[out, input]) {
+        DType::F64 => adaptive_max::<f64>(out, indices, input, nd),
+        _ => adaptive_max::<f32>(out, indices, input, nd),
+    }
+}
+
+fn adaptive_max<F: Float>(out: &View, indices: &View, input: &View, nd: usize) -> Result<(), KernelError> {
+    let (inp, outs) = (pad3(spatial(input, nd), 1), pad3(spatial(out, nd), 1));
+    let b = planes("adaptive_max_pool", input, nd)?;
+    let (il, ol) = ((inp[0] * inp[1] * inp[2]) as usize, (outs[0] * outs[1] * outs[2]) as usize);
+    let range = |o: i64, i: i64, n: i64| ((o * i).div_euclid(n), ((o + 1) * i + n - 1).div_euclid(n));
+    let x = Operand::of(input, F::DTYPE)?;
+    let y = Operand::output(out, F::DTYPE);
+    let (xp, yp, ip) = (P(x.ptr::<F>()), P(y.ptr::<F>()), P(indices.ptr as *mut i64));
+    par_ranges(b, 1, |planes| {
+        for pl in planes {
+            let (xs, ys, is) = unsafe { (xp.slice(pl * il, il), yp.slice(pl * ol, ol), ip.slice(pl * ol, ol)) };
+            let mut o = 0;
+            for oz in 0..outs[0] {
+                let (z0, z1) = range(oz, inp[0], outs[0]);
+                for oy in 0..outs[1] {
+                    let (y0, y1) = range(oy, inp[1], outs[1]);
+                    for ox in 0..outs[2] {
+                        let (x0, x1) = range(ox, inp[2], outs[2]);
+                        let mut at = ((z0 * inp[1] + y0) * inp[2] + x0) as usize;
+                        let mut best = -F::INFINITY;
+                        for z in z0..z1 {
+                            for yy in y0..y1 {
+                                for xx in x0..x1 {
+                                    let i = ((z * inp[1] + yy) * inp[2] + xx) as usize;
+                                    let v = xs[i];
+                                    if v > best || v.is_nan() {
+                                        best = v;
+                                        at = i;
+                                    }
+                                }
+                            }
+                        }
+                        ys[o] = best;
+                        is[o] = at as i64;
+                        o += 1;
+                    }
+                }
+            }
+        }
+    });
+    y.finish(out)
 }
 
 /// Adaptive average pooling of planes `[B, in..]` to `[B, out..]`: window `o` of a dim covers

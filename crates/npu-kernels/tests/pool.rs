@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use npu_kernels::{adaptive_avg_pool, avg_pool, avg_pool_backward, max_pool, max_pool_backward, DType, PoolParams, View};
+use npu_kernels::{adaptive_avg_pool, adaptive_max_pool, avg_pool, avg_pool_backward, max_pool, max_pool_backward, DType, PoolParams, View};
 use proptest::prelude::*;
 
 fn tensor(sizes: &[i64], seed: u64) -> (Buf, View, Vec<f64>) {
@@ -156,4 +156,62 @@ fn adaptive_average_matches_reference() {
     let total: f64 = gb.f64s().iter().sum();
     let want_total: f64 = yb.f64s().iter().sum();
     assert!((total - want_total).abs() < 1e-9, "the gradient sums to the sum of grad_output");
+}
+
+#[test]
+fn adaptive_max_matches_reference() {
+    let (inp, outp) = ([7i64, 5], [3i64, 2]);
+    let (_x, xv, x) = tensor(&[2, 7, 5], 4);
+    let (yb, yv) = Buf::contiguous(DType::F64, &[2, 3, 2]);
+    let (ib, iv) = Buf::contiguous(DType::I64, &[2, 3, 2]);
+    adaptive_max_pool(&yv, &iv, &xv, 2).unwrap();
+    let (mut want, mut want_i) = (vec![], vec![]);
+    for pl in 0..2usize {
+        for oy in 0..outp[0] {
+            for ox in 0..outp[1] {
+                let (y0, y1) = (oy * inp[0] / outp[0], ((oy + 1) * inp[0] + outp[0] - 1) / outp[0]);
+                let (x0, x1) = (ox * inp[1] / outp[1], ((ox + 1) * inp[1] + outp[1] - 1) / outp[1]);
+                let cells = (y0..y1).flat_map(|y| (x0..x1).map(move |xx| (y * 5 + xx) as usize));
+                // the first maximum of the window
+                let best = cells.fold(None, |b: Option<usize>, i| match b {
+                    Some(j) if x[pl * 35 + j] >= x[pl * 35 + i] => Some(j),
+                    _ => Some(i),
+                });
+                want.push(x[pl * 35 + best.unwrap()]);
+                want_i.push(best.unwrap() as f64);
+            }
+        }
+    }
+    assert_eq!(yb.f64s(), want);
+    assert_eq!(ib.f64s(), want_i);
+}
+
+#[test]
+fn integer_max_and_average_pooling_are_exact() {
+    // i64 values beyond 2^53 keep every bit
+    let big = 1i64 << 60;
+    let vals = [big + 1, big + 3, big + 2, 5, -7, big, 9, 8];
+    let (mut xb, xv) = Buf::contiguous(DType::I64, &[1, 2, 4]);
+    for (i, &v) in vals.iter().enumerate() {
+        xb.set(i as i64, &write(DType::I64, V::I(v)));
+    }
+    let p = PoolParams { kernel: vec![1, 2], stride: vec![1, 2], padding: vec![0, 0], dilation: vec![1, 1], ceil_mode: false };
+    let (yb, yv) = Buf::contiguous(DType::I64, &[1, 1, 2]);
+    let (ib, iv) = Buf::contiguous(DType::I64, &[1, 1, 2]);
+    let x4 = View { sizes: vec![1, 1, 2, 4], strides: vec![8, 8, 4, 1], ..xv.clone() };
+    let p2 = PoolParams { kernel: vec![2, 4], stride: vec![2, 4], ..p.clone() };
+    let y4 = View { sizes: vec![1, 1, 1, 1], strides: vec![1, 1, 1, 1], ..yv.clone() };
+    let i4 = View { sizes: vec![1, 1, 1, 1], strides: vec![1, 1, 1, 1], ..iv.clone() };
+    max_pool(&y4, &i4, &x4, &p2).unwrap();
+    let got = i64::from_le_bytes(yb.elem(0).try_into().unwrap());
+    assert_eq!(got, big + 3);
+    assert_eq!(i64::from_le_bytes(ib.elem(0).try_into().unwrap()), 1);
+    // average of (-7, big) and (9, 8) over windows of 2: truncating division
+    let xs = View { sizes: vec![1, 1, 4], strides: vec![8, 4, 1], ..xv.clone() };
+    let xs = View { ptr: unsafe { xs.ptr.add(4 * 8) }, ..xs };
+    let (ab, av) = Buf::contiguous(DType::I64, &[1, 1, 2]);
+    let p1 = PoolParams { kernel: vec![2], stride: vec![2], padding: vec![0], dilation: vec![1], ceil_mode: false };
+    avg_pool(&av, &xs, &p1, true, None).unwrap();
+    let a: Vec<i64> = (0..2).map(|i| i64::from_le_bytes(ab.elem(i).try_into().unwrap())).collect();
+    assert_eq!(a, vec![(big - 7) / 2, 8]);
 }

@@ -1,7 +1,8 @@
-//! Pooling: max_pool2d/3d_with_indices, avg_pool2d/3d, _adaptive_avg_pool2d/3d and their
-//! backward ops (max_pool1d, avg_pool1d and adaptive_avg_pool1d are composites over these).
+//! Pooling: max_pool2d/3d_with_indices, avg_pool2d/3d, _adaptive_avg_pool2d/3d,
+//! adaptive_max_pool2d/3d and their backward ops (the 1d forms are composites over these).
 use npu_kernels::{DType, PoolParams};
 
+use super::elementwise::{output, Variant};
 use super::{common_device, launch, Ctx, Tensor};
 use crate::status::{Error, Result};
 
@@ -16,7 +17,12 @@ fn expand(ctx: &Ctx, i: usize, nd: usize, name: &str, empty: Option<&[i64]>) -> 
     }
 }
 
-fn check_input(op: &str, t: &Tensor, nd: usize) -> Result<()> {
+/// Max pooling forward takes every integer dtype, average pooling forward int64 (as on CPU).
+const MAX_INTS: &[DType] = &[DType::U8, DType::I8, DType::I16, DType::I32, DType::I64];
+const AVG_INTS: &[DType] = &[DType::I64];
+
+/// `integers`: the integer dtypes the op has a kernel for.
+fn check_input(op: &str, t: &Tensor, nd: usize, integers: &[DType]) -> Result<()> {
     let r = t.sizes().len();
     if r != nd + 1 && r != nd + 2 {
         return Err(Error::runtime(format!(
@@ -32,9 +38,8 @@ fn check_input(op: &str, t: &Tensor, nd: usize) -> Result<()> {
     if t.dtype().is_complex() {
         return Err(Error::use_fallback("complex input"));
     }
-    if !t.dtype().is_floating() {
-        // PyTorch's CPU kernels pool integers; the npu kernels are float-only for now
-        return Err(Error::use_fallback("integer pooling"));
+    if !t.dtype().is_floating() && !integers.contains(&t.dtype()) {
+        return Err(Error::runtime(format!("{op}: \"{op}\" not implemented for '{}'", t.dtype().name())));
     }
     Ok(())
 }
@@ -69,7 +74,7 @@ fn max_pool(ctx: &Ctx, nd: usize) -> Result<()> {
     let op = ctx.op.clone();
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
-    check_input(&op, &x, nd)?;
+    check_input(&op, &x, nd, MAX_INTS)?;
     let p = max_params(ctx, 1, nd)?;
     let sizes = output_sizes(&op, &x, &p)?;
     let out = ctx.new_output(&sizes, None, x.dtype(), device)?;
@@ -84,7 +89,7 @@ fn max_pool_backward(ctx: &Ctx, nd: usize) -> Result<()> {
     let op = ctx.op.clone();
     let (g, x, idx) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(7)?);
     let device = common_device(&op, &[&g, &x, &idx])?;
-    check_input(&op, &x, nd)?;
+    check_input(&op, &x, nd, &[])?;
     let p = max_params(ctx, 2, nd)?;
     let sizes = output_sizes(&op, &x, &p)?;
     if g.sizes() != sizes.as_slice() || idx.sizes() != sizes.as_slice() {
@@ -117,7 +122,7 @@ fn avg_pool(ctx: &Ctx, nd: usize) -> Result<()> {
     let op = ctx.op.clone();
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
-    check_input(&op, &x, nd)?;
+    check_input(&op, &x, nd, AVG_INTS)?;
     let (p, include_pad, divisor) = avg_params(ctx, 1, nd)?;
     let sizes = output_sizes(&op, &x, &p)?;
     let out = ctx.new_output(&sizes, None, x.dtype(), device)?;
@@ -131,7 +136,7 @@ fn avg_pool_backward(ctx: &Ctx, nd: usize) -> Result<()> {
     let op = ctx.op.clone();
     let (g, x) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &x])?;
-    check_input(&op, &x, nd)?;
+    check_input(&op, &x, nd, &[])?;
     let (p, include_pad, divisor) = avg_params(ctx, 2, nd)?;
     let sizes = output_sizes(&op, &x, &p)?;
     if g.sizes() != sizes.as_slice() {
@@ -147,7 +152,7 @@ fn adaptive(ctx: &Ctx, nd: usize) -> Result<()> {
     let op = ctx.op.clone();
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
-    check_input(&op, &x, nd)?;
+    check_input(&op, &x, nd, &[])?;
     let osz = expand(ctx, 1, nd, "output_size", None)?;
     if osz.iter().any(|&s| s < 0) {
         return Err(Error::runtime(format!("{op}: elements of output_size must be greater than or equal to 0 but received {osz:?}")));
@@ -164,13 +169,63 @@ fn adaptive_backward(ctx: &Ctx, nd: usize) -> Result<()> {
     let op = ctx.op.clone();
     let (g, x) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &x])?;
-    check_input(&op, &x, nd)?;
+    check_input(&op, &x, nd, &[])?;
     let gi = ctx.new_output(x.sizes(), None, x.dtype(), device)?;
     let (gv, dy) = (gi.view, g.view);
     launch(&op, device, move || npu_kernels::adaptive_avg_pool(&dy, &gv, nd, true).map_err(|e| e.0))
 }
 
+/// adaptive_max_poolNd(self, output_size) -> (out, indices), and .out(..., *, out, indices).
+fn adaptive_max(ctx: &Ctx, nd: usize, out_args: bool) -> Result<()> {
+    let op = ctx.op.clone();
+    let x = ctx.tensor(0)?;
+    let device = common_device(&op, &[&x])?;
+    check_input(&op, &x, nd, &[])?;
+    let osz = expand(ctx, 1, nd, "output_size", None)?;
+    if osz.iter().any(|&s| s < 0) {
+        return Err(Error::runtime(format!("{op}: elements of output_size must be greater than or equal to 0 but received {osz:?}")));
+    }
+    let lead = x.sizes().len() - nd;
+    let sizes: Vec<i64> = x.sizes()[..lead].iter().copied().chain(osz).collect();
+    let (out, idx) = if out_args {
+        let (o, i) = (ctx.resize_arg(2, &sizes)?, ctx.resize_arg(3, &sizes)?);
+        if o.dtype() != x.dtype() || i.dtype() != DType::I64 || !i.view.is_contiguous() {
+            return Err(Error::runtime(format!("{op}: expected out of dtype {} and contiguous int64 indices", x.dtype().name())));
+        }
+        ctx.return_arg(2);
+        ctx.return_arg(3);
+        (o, i)
+    } else {
+        (ctx.new_output(&sizes, None, x.dtype(), device)?, ctx.new_output(&sizes, None, DType::I64, device)?)
+    };
+    let (o, i, xv) = (out.view, idx.view, x.view);
+    launch(&op, device, move || npu_kernels::adaptive_max_pool(&o, &i, &xv, nd).map_err(|e| e.0))
+}
+
+/// adaptive_max_poolNd_backward(grad_output, self, indices) [and .grad_input]: the gradient
+/// goes to where each maximum came from, as for max pooling.
+fn adaptive_max_backward(ctx: &Ctx, nd: usize, variant: Variant) -> Result<()> {
+    let op = ctx.op.clone();
+    let (g, x, idx) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?);
+    let device = common_device(&op, &[&g, &x, &idx])?;
+    check_input(&op, &x, nd, &[])?;
+    if g.sizes() != idx.sizes() || g.sizes().len() != x.sizes().len() {
+        return Err(Error::runtime(format!("{op}: grad_output {:?} and indices {:?} do not match", g.sizes(), idx.sizes())));
+    }
+    let gi = output(ctx, variant, x.sizes(), x.dtype(), device)?;
+    let (gv, dy, iv) = (gi.view.clone(), g.view, idx.view);
+    launch(&op, device, move || npu_kernels::max_pool_backward(&gv, &dy, &iv, nd).map_err(|e| e.0))
+}
+
 pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
+    ("adaptive_max_pool2d", |c| adaptive_max(c, 2, false)),
+    ("adaptive_max_pool3d", |c| adaptive_max(c, 3, false)),
+    ("adaptive_max_pool2d.out", |c| adaptive_max(c, 2, true)),
+    ("adaptive_max_pool3d.out", |c| adaptive_max(c, 3, true)),
+    ("adaptive_max_pool2d_backward", |c| adaptive_max_backward(c, 2, Variant::Functional)),
+    ("adaptive_max_pool3d_backward", |c| adaptive_max_backward(c, 3, Variant::Functional)),
+    ("adaptive_max_pool2d_backward.grad_input", |c| adaptive_max_backward(c, 2, Variant::Out)),
+    ("adaptive_max_pool3d_backward.grad_input", |c| adaptive_max_backward(c, 3, Variant::Out)),
     ("max_pool2d_with_indices", |c| max_pool(c, 2)),
     ("max_pool3d_with_indices", |c| max_pool(c, 3)),
     ("max_pool2d_with_indices_backward", |c| max_pool_backward(c, 2)),
