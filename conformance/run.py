@@ -12,6 +12,7 @@ npu, is the inaccurate one (ill-conditioned samples, CPU rounding intermediates)
     python conformance/run.py                 # everything; writes conformance/report.json
     python conformance/run.py -k softmax      # OpInfos whose name contains "softmax"
     python conformance/run.py --quick         # float32 only
+    python conformance/run.py --ops mm,cat --dtypes float32,bfloat16
 
 Each (op, dtype) is one of: pass, mismatch (wrong values, shapes or dtypes), unsupported (no
 native kernel: the disabled fallback raised), error (the npu raised where CPU did not), crash
@@ -317,23 +318,28 @@ def all_names(pattern):
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-k", dest="pattern", default="")
+    ap.add_argument("--ops", default="", help="comma-separated OpInfo names (exact), instead of -k")
     ap.add_argument("--quick", action="store_true", help="float32 only")
+    ap.add_argument("--dtypes", default="", help="comma-separated dtype names (default: all)")
     ap.add_argument("--out", default=os.path.join(HERE, "report.json"))
     ap.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    dtypes = ["float32"] if args.quick else DTYPE_NAMES
+    dtypes = ["float32"] if args.quick else args.dtypes.split(",") if args.dtypes else DTYPE_NAMES
     if args.worker:
         worker(json.loads(args.worker[0]), dtypes, args.worker[1])
         return
     import warnings
     warnings.filterwarnings("ignore")
-    names = all_names(args.pattern)
+    names = args.ops.split(",") if args.ops else all_names(args.pattern)
+    unknown = [n for n in names if n not in all_names("")]
+    if unknown:
+        sys.exit(f"unknown OpInfo names: {unknown}")
     log = args.out + ".log"
     if os.path.exists(log):
         os.remove(log)
     report, t0, todo = {}, time.time(), list(names)
     while todo:
-        cmd = [sys.executable, __file__, "--worker", json.dumps(todo), log] + (["--quick"] if args.quick else [])
+        cmd = [sys.executable, __file__, "--worker", json.dumps(todo), log, "--dtypes", ",".join(dtypes)]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         started, done = None, set()
         with open(log) as f:
