@@ -1,7 +1,7 @@
 """Whole models train on the npu with the CPU fallback disabled and follow CPU step by step:
 an MLP (AdamW), a CNN (conv, batch norm, pooling; SGD with momentum), a small GPT-style language
 model (SDPA with a causal mask, tied weights, fused AdamW), torchvision's resnet18, and Hugging
-Face GPT-2 and BERT at tiny sizes; plus bf16/f16 runs without autocast."""
+Face GPT-2, BERT and Llama at tiny sizes; plus bf16/f16 runs without autocast."""
 import copy
 import os
 import sys
@@ -157,6 +157,26 @@ def test_hf_gpt2_and_bert():
                                        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     grads_match(lambda: transformers.BertForMaskedLM(bert_cfg),
                 lambda m, dev: m(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=ids.to(dev)).loss, 1e-4)
+
+
+def test_hf_llama_train_and_generate():
+    """Llama: RMSNorm, rotary embeddings, SiLU-gated MLP, grouped-query SDPA with a padding mask;
+    gradients as CPU, and greedy generation with the KV cache picks CPU's tokens."""
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    ids = torch.randint(0, 100, (2, 16), generator=torch.Generator().manual_seed(6))
+    mask = torch.ones(2, 16, dtype=torch.long)
+    mask[1, 12:] = 0
+    cfg = transformers.LlamaConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
+                                   num_key_value_heads=2, vocab_size=100, max_position_embeddings=64)
+    grads_match(lambda: transformers.LlamaForCausalLM(cfg),
+                lambda m, dev: m(input_ids=ids.to(dev), attention_mask=mask.to(dev), labels=ids.to(dev)).loss, 1e-4)
+    torch.manual_seed(0)
+    cpu = transformers.LlamaForCausalLM(cfg).eval()
+    npu = copy.deepcopy(cpu).npu()
+    want = cpu.generate(ids[:, :5], max_new_tokens=8, do_sample=False)
+    got = npu.generate(ids[:, :5].npu(), max_new_tokens=8, do_sample=False)
+    assert torch.equal(got.cpu(), want)
 
 
 def test_gpt_with_dropout_runs_natively_and_generates():
