@@ -93,8 +93,21 @@ def test_errors_are_clear_and_harmless():
         conv(torch.randn(1, 3, 6, 6))
     with pytest.raises(RuntimeError, match="Kernel size can't be greater|too small"):
         conv(torch.randn(1, 3, 2, 2, device="npu"))
-    with pytest.raises(NotImplementedError, match="convolution of Long tensors"):
-        F.conv2d(torch.ones(1, 3, 6, 6, dtype=torch.long, device="npu"),
-                 torch.ones(4, 3, 3, 3, dtype=torch.long, device="npu"))
+    with pytest.raises(RuntimeError, match="not implemented for 'Short'"):  # as on CPU
+        F.conv2d(torch.ones(1, 3, 6, 6, dtype=torch.int16, device="npu"),
+                 torch.ones(4, 3, 3, 3, dtype=torch.int16, device="npu"))
     x = make((1, 3, 6, 6), torch.float32)
     check(conv(x.npu()), conv.cpu()(x), **tol(torch.float32))
+
+
+def test_int64_convolution_is_exact():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(-9, 10, (2, 4, 7, 6), generator=g)
+    w = torch.randint(-9, 10, (6, 2, 3, 2), generator=g)
+    b = torch.randint(-9, 10, (6,), generator=g)
+    check(F.conv2d(x.npu(), w.npu(), b.npu(), stride=(2, 1), padding=1, groups=2),
+          F.conv2d(x, w, b, stride=(2, 1), padding=1, groups=2))
+    wt = torch.randint(-9, 10, (4, 3, 2, 3), generator=g)
+    check(F.conv_transpose2d(x.npu(), wt.npu(), stride=2, output_padding=1), F.conv_transpose2d(x, wt, stride=2, output_padding=1))
+    with pytest.raises(RuntimeError, match="not implemented for 'Int'"):
+        F.conv2d(x.int().npu(), w.int().npu(), groups=2)

@@ -186,6 +186,64 @@ fn problem(input: &[i64], weight: &[i64], output: &[i64], p: &ConvParams) -> Res
     Ok(Problem { n: input[0] as usize, g: g as usize, cx: cx as usize, cy: cy as usize, geo })
 }
 
+/// Integer (int64) convolution: exact, wrapping like C++ integer arithmetic; a direct loop
+/// (integer convolution is for correctness, not speed). The transposed form scatters each
+/// input element into the image positions it reaches.
+fn forward_int(out: &View, input: &View, weight: &View, bias: Option<&View>, pr: &Problem, transposed: bool) -> Result<(), KernelError> {
+    let x = crate::dense::host_values::<i64>(input)?;
+    let w = crate::dense::host_values::<i64>(weight)?;
+    let b = bias.map(crate::dense::host_values::<i64>).transpose()?;
+    let geo = &pr.geo;
+    let (il, gl, kl) = (geo.img_len(), geo.grid_len(), geo.kernel_len());
+    let (xc, yc) = (pr.g * pr.cx, pr.g * pr.cy); // channels of the image side and the grid side
+    // the image index of grid index `o` and kernel index `k` along dim `a`, if inside
+    let at = |a: usize, o: usize, k: usize| -> Option<usize> {
+        let i = (o * geo.s[a] + k * geo.d[a]) as isize - geo.p[a] as isize;
+        (0..geo.img[a] as isize).contains(&i).then_some(i as usize)
+    };
+    let unflat = |i: usize, dims: &[usize; 3]| [i / (dims[1] * dims[2]), i / dims[2] % dims[1], i % dims[2]];
+    let image_of = |o: usize, k: usize| -> Option<usize> {
+        let (o, k) = (unflat(o, &geo.grid), unflat(k, &geo.k));
+        Some((at(0, o[0], k[0])? * geo.img[1] + at(1, o[1], k[1])?) * geo.img[2] + at(2, o[2], k[2])?)
+    };
+    // forward: y (grid side, yc channels) from x (image side, xc channels);
+    // transposed: the output is the image side, the input the grid side
+    let out_ch = if transposed { xc } else { yc };
+    let out_len = if transposed { il } else { gl };
+    let mut y = vec![0i64; pr.n * out_ch * out_len];
+    for (c, chunk) in y.chunks_mut(out_len).enumerate() {
+        let bias = b.as_ref().map_or(0, |b| b[c % out_ch]);
+        chunk.fill(bias);
+    }
+    for n in 0..pr.n {
+        for g in 0..pr.g {
+            for cy in 0..pr.cy {
+                for cx in 0..pr.cx {
+                    for o in 0..gl {
+                        for k in 0..kl {
+                            let Some(i) = image_of(o, k) else { continue };
+                            if transposed {
+                                // weight [C_in = yc, cx, k..]; input on the grid side
+                                let wv = w[((g * pr.cy + cy) * pr.cx + cx) * kl + k];
+                                let xv = x[(n * yc + g * pr.cy + cy) * gl + o];
+                                let t = &mut y[(n * xc + g * pr.cx + cx) * il + i];
+                                *t = t.wrapping_add(xv.wrapping_mul(wv));
+                            } else {
+                                // weight [C_out = yc, cx, k..]; input on the image side
+                                let wv = w[((g * pr.cy + cy) * pr.cx + cx) * kl + k];
+                                let xv = x[(n * xc + g * pr.cx + cx) * il + i];
+                                let t = &mut y[(n * yc + g * pr.cy + cy) * gl + o];
+                                *t = t.wrapping_add(xv.wrapping_mul(wv));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    crate::dense::store_values(out, &y)
+}
+
 /// f32 and f64, the types convolution computes in.
 trait Real: Element + AddAssign + Mul<Output = Self> + PartialEq {}
 impl Real for f32 {}
@@ -474,7 +532,8 @@ pub fn conv_forward(
     for v in &all {
         v.validate(OP)?;
     }
-    let ct = compute_dtype(OP, &all)?;
+    let int = all.iter().all(|v| v.dtype == DType::I64);
+    let ct = if int { DType::I64 } else { compute_dtype(OP, &all)? };
     let pr = problem(&input.sizes, &weight.sizes, &out.sizes, p)?;
     if let Some(b) = bias {
         check_vec(OP, "bias", b, out.sizes[1])?;
@@ -484,6 +543,7 @@ pub fn conv_forward(
     }
     out.check_writable(OP)?;
     match ct {
+        DType::I64 => forward_int(out, input, weight, bias, &pr, p.transposed),
         DType::F64 => unsafe { forward::<f64>(out, input, weight, bias, &pr, p.transposed) },
         _ => unsafe { forward::<f32>(out, input, weight, bias, &pr, p.transposed) },
     }

@@ -273,3 +273,53 @@ fn bad_shapes_are_errors() {
     let xi = T::zeros(DType::I64, &[1, 3, 5, 5]);
     assert!(conv_forward(&out.view, &xi.view, &w.view, None, &p).unwrap_err().0.contains("should be the same"));
 }
+
+/// int64 convolution (a direct loop of its own) gives the f64 path's values on small integers,
+/// forward and transposed, with groups, stride, padding and dilation, and keeps every bit of
+/// large values.
+#[test]
+fn int64_convolution_is_exact() {
+    let cases = [
+        (vec![2i64, 4, 7, 6], vec![6i64, 2, 3, 2], ConvParams { stride: vec![2, 1], padding: vec![1, 0], dilation: vec![1, 2], transposed: false, output_padding: vec![0, 0], groups: 2 }),
+        (vec![1, 2, 9], vec![4, 2, 3], ConvParams { stride: vec![1], padding: vec![2], dilation: vec![1], transposed: false, output_padding: vec![0], groups: 1 }),
+        (vec![2, 4, 3, 5], vec![4, 3, 2, 3], ConvParams { stride: vec![2, 3], padding: vec![0, 1], dilation: vec![1, 1], transposed: true, output_padding: vec![1, 2], groups: 2 }),
+        (vec![1, 2, 3, 2, 4], vec![2, 1, 2, 2, 2], ConvParams { stride: vec![1, 2, 1], padding: vec![0, 0, 1], dilation: vec![1, 1, 2], transposed: true, output_padding: vec![0, 1, 0], groups: 1 }),
+    ];
+    for (xs, ws, p) in cases {
+        let spatial = p.output_size(&xs[2..], &ws[2..]);
+        let out_ch = if p.transposed { ws[1] * p.groups } else { ws[0] };
+        let os: Vec<i64> = [xs[0], out_ch].into_iter().chain(spatial).collect();
+        let fill = |dt: DType, sizes: &[i64], seed: u64| {
+            let (mut b, v) = Buf::contiguous(dt, sizes);
+            let mut rng = Rng(seed);
+            for i in 0..b.len as i64 {
+                let val = (rng.next() % 11) as i64 - 5;
+                b.set(i, &write(dt, if dt == DType::I64 { V::I(val) } else { V::F(val as f64) }));
+            }
+            (b, v)
+        };
+        let (_xi, xiv) = fill(DType::I64, &xs, 1);
+        let (_wi, wiv) = fill(DType::I64, &ws, 2);
+        let (_bi, biv) = fill(DType::I64, &[os[1]], 3);
+        let (_xf, xfv) = fill(DType::F64, &xs, 1);
+        let (_wf, wfv) = fill(DType::F64, &ws, 2);
+        let (_bf, bfv) = fill(DType::F64, &[os[1]], 3);
+        let (yi, yiv) = Buf::contiguous(DType::I64, &os);
+        let (yf, yfv) = Buf::contiguous(DType::F64, &os);
+        conv_forward(&yiv, &xiv, &wiv, Some(&biv), &p).unwrap();
+        conv_forward(&yfv, &xfv, &wfv, Some(&bfv), &p).unwrap();
+        assert_eq!(yi.f64s(), yf.f64s(), "{p:?}");
+    }
+    // 2^40 * 2^20 products: exact in i64, not in f64
+    let (mut xb, xv) = Buf::contiguous(DType::I64, &[1, 1, 2]);
+    let (mut wb, wv) = Buf::contiguous(DType::I64, &[1, 1, 2]);
+    for (i, (a, b)) in [((1i64 << 40) + 1, (1i64 << 20) + 1), (3, 5)].iter().enumerate() {
+        xb.set(i as i64, &write(DType::I64, V::I(*a)));
+        wb.set(i as i64, &write(DType::I64, V::I(*b)));
+    }
+    let (yb, yv) = Buf::contiguous(DType::I64, &[1, 1, 1]);
+    let p = ConvParams { stride: vec![1], padding: vec![0], dilation: vec![1], transposed: false, output_padding: vec![0], groups: 1 };
+    conv_forward(&yv, &xv, &wv, None, &p).unwrap();
+    let want = ((1i64 << 40) + 1) * ((1i64 << 20) + 1) + 15;
+    assert_eq!(i64::from_le_bytes(yb.elem(0).try_into().unwrap()), want);
+}

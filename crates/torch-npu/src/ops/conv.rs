@@ -19,7 +19,7 @@ fn params(ctx: &Ctx, first: usize) -> Result<ConvParams> {
     })
 }
 
-/// All tensors on one npu device, with one floating dtype.
+/// All tensors on one npu device, with one floating (or int64) dtype.
 fn check_tensors(op: &str, tensors: &[&Tensor]) -> Result<i32> {
     if let Some(t) = tensors.iter().find(|t| t.device != DeviceKind::Npu) {
         return Err(Error::runtime(format!(
@@ -39,11 +39,9 @@ fn check_tensors(op: &str, tensors: &[&Tensor]) -> Result<i32> {
     if dtype.is_complex() {
         return Err(Error::not_implemented(format!("{op}: complex convolution is not supported on the NPU")));
     }
-    if !dtype.is_floating() {
-        return Err(Error::not_implemented(format!(
-            "{op}: convolution of {} tensors is not supported on the NPU yet (float dtypes are)",
-            dtype.name()
-        )));
+    // int64 convolves exactly, as on CPU; other integer dtypes are refused there too
+    if !dtype.is_floating() && dtype != npu_kernels::DType::I64 {
+        return Err(Error::runtime(format!("{op}: \"slow_conv2d_cpu\" not implemented for '{}'", dtype.name())));
     }
     Ok(device)
 }
