@@ -476,3 +476,54 @@ pub const MASK_OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
     ("masked_scatter.out", |c| masked_scatter_impl(c, Variant::Out)),
     ("equal", equal),
 ];
+
+/// unfold_backward(grad_in, input_sizes, dim, size, step): the gradient of `unfold` (a view):
+/// window `i` of the input, `[i * step, i * step + size)` along `dim`, gets the gradient of
+/// output slice `i` (whose last dim walks the window); overlapping windows add up, in order.
+pub fn unfold_backward(ctx: &Ctx) -> Result<()> {
+    let op = ctx.op.clone();
+    let g = ctx.tensor(0)?;
+    let device = common_device(&op, &[&g])?;
+    let sizes = ctx.int_list(1)?;
+    let (size, step) = (ctx.int(3), ctx.int(4));
+    let rank = sizes.len();
+    let dim = if rank == 0 { 0 } else { super::softmax::wrap_dim(&op, ctx.int(2), rank)? };
+    if g.dtype().is_complex() {
+        return Err(Error::use_fallback("complex gradient"));
+    }
+    let n_dim = if rank == 0 { 1 } else { sizes[dim] };
+    let windows = if size > n_dim || step < 1 { -1 } else { (n_dim - size) / step + 1 };
+    // a 0-dim input unfolds to just the window dim
+    let mut want: Vec<i64> = sizes.clone();
+    if rank > 0 {
+        want[dim] = windows;
+    }
+    want.push(size);
+    if windows < 0 || g.sizes() != want.as_slice() {
+        return Err(Error::runtime(format!("{op}: grad of size {:?} does not match unfold({dim}, {size}, {step}) of {sizes:?}", g.sizes())));
+    }
+    let out = ctx.new_output(&sizes, None, g.dtype(), device)?;
+    // a 0-dim input unfolds like a vector of one
+    let gi = if rank == 0 { View { sizes: vec![1], strides: vec![1], ..out.view.clone() } } else { out.view.clone() };
+    let dtype = g.dtype();
+    let gv = g.view;
+    launch(&op, device, move || {
+        npu_kernels::fill(&gi, npu_kernels::Scalar::Int(0)).map_err(|e| e.0)?;
+        for i in 0..windows {
+            let dst = narrow(&gi, dim, i * step, size);
+            if rank == 0 {
+                npu_kernels::binary(npu_kernels::BinaryOp::Add, &dst, &dst, &gv, npu_kernels::Scalar::Int(1), dtype).map_err(|e| e.0)?;
+                continue;
+            }
+            // output slice i, its window dim (last) moved to `dim`
+            let mut src = narrow(&gv, dim, i, 1);
+            src.sizes.remove(dim);
+            src.strides.remove(dim);
+            let (ws, wt) = (src.sizes.pop().unwrap_or(1), src.strides.pop().unwrap_or(1));
+            src.sizes.insert(dim, ws);
+            src.strides.insert(dim, wt);
+            npu_kernels::binary(npu_kernels::BinaryOp::Add, &dst, &dst, &src, npu_kernels::Scalar::Int(1), dtype).map_err(|e| e.0)?;
+        }
+        Ok(())
+    })
+}

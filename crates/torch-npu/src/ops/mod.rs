@@ -124,6 +124,7 @@ const CORE_OPS: &[(&str, OpFn)] = &[
     ("roll", index::roll),
     ("roll.out", index::roll_out),
     ("flip.out", index::flip_out),
+    ("unfold_backward", index::unfold_backward),
     ("index_add", index::index_add),
     ("index_add_", index::index_add_),
     ("index_add.out", index::index_add_out),
