@@ -22,6 +22,12 @@ pub enum Activation {
     Hardswish,
     Hardsigmoid,
     Mish,
+    /// `log(z / (1 - z))`, `z` = x clamped to `[eps, 1 - eps]` when `eps` is given.
+    Logit { eps: Option<f64> },
+    /// `|x| <= lambda ? 0 : x`.
+    Hardshrink { lambda: f64 },
+    /// `x > lambda ? x - lambda : x < -lambda ? x + lambda : 0`.
+    Softshrink { lambda: f64 },
 }
 
 impl Activation {
@@ -35,6 +41,9 @@ impl Activation {
             Activation::Hardswish => "hardswish",
             Activation::Hardsigmoid => "hardsigmoid",
             Activation::Mish => "mish",
+            Activation::Logit { .. } => "logit",
+            Activation::Hardshrink { .. } => "hardshrink",
+            Activation::Softshrink { .. } => "softshrink",
         }
     }
 }
@@ -52,6 +61,10 @@ pub enum ActivationGrad {
     Hardswish,
     Hardsigmoid,
     Mish,
+    /// `grad / (x (1 - x))`; outside `[eps, 1 - eps]` 0 (with `eps`) or NaN outside [0, 1].
+    Logit { eps: Option<f64> },
+    /// hardshrink and softshrink: `|x| <= lambda ? 0 : grad`.
+    Shrink { lambda: f64 },
     GeluErf,
     GeluTanh,
     Silu,
@@ -71,6 +84,8 @@ impl ActivationGrad {
             Hardswish => "hardswish_backward",
             Hardsigmoid => "hardsigmoid_backward",
             Mish => "mish_backward",
+            Logit { .. } => "logit_backward",
+            Shrink { .. } => "hardshrink_backward",
             GeluErf | GeluTanh => "gelu_backward",
             Silu => "silu_backward",
             Sigmoid => "sigmoid_backward",
@@ -155,6 +170,23 @@ fn forward_body<F: Float>(op: Activation, a: &Arg<F>, out: &mut [F]) {
             map1!(a, out, |x: F| clamp(x + three, zero, six) / six)
         }
         Activation::Mish => map1!(a, out, |x: F| x * x.vexp().ln_1p().vtanh()),
+        Activation::Logit { eps: None } => map1!(a, out, |x: F| (x / (F::ONE - x)).ln()),
+        Activation::Logit { eps: Some(e) } => {
+            let (lo, hi) = (F::c(e), F::ONE - F::c(e));
+            map1!(a, out, |x: F| {
+                let z = if x < lo { lo } else if x > hi { hi } else { x };
+                (z / (F::ONE - z)).ln()
+            })
+        }
+        Activation::Hardshrink { lambda } => {
+            let l = F::c(lambda);
+            map1!(a, out, |x: F| if x >= -l && x <= l { zero } else { x })
+        }
+        Activation::Softshrink { lambda } => {
+            let l = F::c(lambda);
+            // x * 0 keeps NaN
+            map1!(a, out, |x: F| if x > l { x - l } else if x < -l { x + l } else { x * zero })
+        }
     }
 }
 
@@ -325,6 +357,15 @@ fn backward_body<F: Float>(op: ActivationGrad, g: &Arg<F>, s: &Arg<F>, out: &mut
             let sig = one / (one + (-x).vexp());
             dy * sig * (one + x * (one - sig))
         }),
+        Logit { eps: None } => map2!(g, s, out, |dy: F, x: F| if x < zero || x > one { F::NAN } else { dy / (x * (one - x)) }),
+        Logit { eps: Some(e) } => {
+            let (lo, hi) = (F::c(e), one - F::c(e));
+            map2!(g, s, out, |dy: F, x: F| if x < lo || x > hi { zero } else { dy / (x * (one - x)) })
+        }
+        Shrink { lambda } => {
+            let l = F::c(lambda);
+            map2!(g, s, out, |dy: F, x: F| if x >= -l && x <= l { zero } else { dy })
+        }
         Sigmoid => map2!(g, s, out, |dy: F, y: F| dy * (one - y) * y),
         Tanh => map2!(g, s, out, |dy: F, y: F| dy * (one - y * y)),
     }

@@ -18,7 +18,9 @@ fn float_only(name: &str, compute: DType) -> Result<()> {
 fn forward(ctx: &Ctx, act: Activation, variant: Variant) -> Result<()> {
     let name = ctx.op.clone();
     let a = input(ctx, 0)?;
-    let p = plan(ctx, &[&a], Kind::Promoted, variant)?;
+    // logit of integers is a float, as for the other log functions
+    let kind = if matches!(act, Activation::Logit { .. }) { Kind::Float } else { Kind::Promoted };
+    let p = plan(ctx, &[&a], kind, variant)?;
     if !matches!(act, Activation::Threshold { .. } | Activation::Hardtanh { .. }) {
         float_only(act.name(), p.compute)?;
     } else if p.compute == DType::Bool {
@@ -122,6 +124,13 @@ adapters! {
     mish_fn => |c| forward(c, Activation::Mish, Variant::Functional);
     mish_ => |c| forward(c, Activation::Mish, Variant::InPlace);
     mish_out => |c| forward(c, Activation::Mish, Variant::Out);
+    logit_fn => |c| forward(c, Activation::Logit { eps: c.opt_double(1) }, Variant::Functional);
+    logit_ => |c| forward(c, Activation::Logit { eps: c.opt_double(1) }, Variant::InPlace);
+    logit_out => |c| forward(c, Activation::Logit { eps: c.opt_double(1) }, Variant::Out);
+    hardshrink_fn => |c| forward(c, Activation::Hardshrink { lambda: c.scalar_f64(1)? }, Variant::Functional);
+    hardshrink_out => |c| forward(c, Activation::Hardshrink { lambda: c.scalar_f64(1)? }, Variant::Out);
+    softshrink_fn => |c| forward(c, softshrink(c)?, Variant::Functional);
+    softshrink_out => |c| forward(c, softshrink(c)?, Variant::Out);
     gelu_fn => |c| gelu(c, Variant::Functional);
     gelu_ => |c| gelu(c, Variant::InPlace);
     gelu_out => |c| gelu(c, Variant::Out);
@@ -141,6 +150,10 @@ adapters! {
     hardsigmoid_backward => |c| backward(c, ActivationGrad::Hardsigmoid, Variant::Functional, 1);
     hardsigmoid_backward_out => |c| backward(c, ActivationGrad::Hardsigmoid, Variant::Out, 1);
     mish_backward => |c| backward(c, ActivationGrad::Mish, Variant::Functional, 1);
+    logit_backward => |c| backward(c, ActivationGrad::Logit { eps: c.opt_double(2) }, Variant::Functional, 1);
+    logit_backward_out => |c| backward(c, ActivationGrad::Logit { eps: c.opt_double(2) }, Variant::Out, 1);
+    shrink_backward => |c| backward(c, ActivationGrad::Shrink { lambda: c.scalar_f64(2)? }, Variant::Functional, 1);
+    shrink_backward_out => |c| backward(c, ActivationGrad::Shrink { lambda: c.scalar_f64(2)? }, Variant::Out, 1);
     gelu_backward => |c| backward(c, gelu_grad(c)?, Variant::Functional, 1);
     gelu_backward_out => |c| backward(c, gelu_grad(c)?, Variant::Out, 1);
     silu_backward => |c| backward(c, ActivationGrad::Silu, Variant::Functional, 1);
@@ -149,6 +162,15 @@ adapters! {
     sigmoid_backward_out => |c| backward(c, ActivationGrad::Sigmoid, Variant::Out, 1);
     tanh_backward => |c| backward(c, ActivationGrad::Tanh, Variant::Functional, 1);
     tanh_backward_out => |c| backward(c, ActivationGrad::Tanh, Variant::Out, 1);
+}
+
+/// softshrink(self, lambd): PyTorch refuses a negative lambda.
+fn softshrink(c: &Ctx) -> Result<Activation> {
+    let lambda = c.scalar_f64(1)?;
+    if lambda < 0.0 {
+        return Err(Error::runtime(format!("{}: lambda must be greater or equal to 0, but found to be {lambda}.", c.op)));
+    }
+    Ok(Activation::Softshrink { lambda })
 }
 
 fn gelu_grad(c: &Ctx) -> Result<ActivationGrad> {
@@ -208,6 +230,19 @@ pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
     ("hardsigmoid_backward", hardsigmoid_backward),
     ("hardsigmoid_backward.grad_input", hardsigmoid_backward_out),
     ("mish_backward", mish_backward),
+    ("logit", logit_fn),
+    ("logit_", logit_),
+    ("logit.out", logit_out),
+    ("logit_backward", logit_backward),
+    ("logit_backward.grad_input", logit_backward_out),
+    ("hardshrink", hardshrink_fn),
+    ("hardshrink.out", hardshrink_out),
+    ("softshrink", softshrink_fn),
+    ("softshrink.out", softshrink_out),
+    ("hardshrink_backward", shrink_backward),
+    ("hardshrink_backward.grad_input", shrink_backward_out),
+    ("softshrink_backward", shrink_backward),
+    ("softshrink_backward.grad_input", shrink_backward_out),
     ("gelu_backward", gelu_backward),
     ("gelu_backward.grad_input", gelu_backward_out),
     ("silu_backward", silu_backward),
