@@ -79,3 +79,17 @@ def test_bad_sizes_raise():
     with pytest.raises(RuntimeError, match="greater than 0"):
         torch.ops.aten.upsample_nearest2d(torch.zeros(1, 1, 0, 4).npu(), [2, 2])
     assert x.add(1).sum().item() == 16.0  # the device still works
+
+
+@pytest.mark.parametrize("mode", ["bilinear", "bicubic"])
+@pytest.mark.parametrize("channels", [1, 3, 5])
+def test_uint8_bilinear_bicubic_bit_exact(mode, channels):
+    """PyTorch CPU's fixed-point uint8 path (both its AVX2 and generic forms agree)."""
+    g = torch.Generator().manual_seed(channels)
+    for size, kw in [((7, 9), dict(size=(13, 4))), ((8, 8), dict(scale_factor=0.37)), ((5, 6), dict(scale_factor=(2.5, 1.0))),
+                     ((6, 11), dict(size=(6, 23), align_corners=True)), ((16, 3), dict(size=(5, 9))), ((1, 4), dict(size=(3, 1)))]:
+        x = torch.randint(0, 256, (2, channels, *size), dtype=torch.uint8, generator=g)
+        for xx in (x, x.contiguous(memory_format=torch.channels_last)):
+            want = F.interpolate(xx, mode=mode, **kw)
+            got = F.interpolate(xx.npu(), mode=mode, **kw)
+            torch.testing.assert_close(got.cpu(), want, atol=0, rtol=0, msg=lambda m: f"{size} {kw}: {m}")

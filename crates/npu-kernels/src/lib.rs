@@ -46,6 +46,7 @@ mod sort;
 mod ternary;
 mod tri;
 mod upsample;
+mod upsample_u8;
 mod unary;
 mod unique;
 mod variance;
@@ -89,6 +90,7 @@ pub use tri::triangle;
 pub use unary::{nan_to_num, unary, UnaryOp};
 pub use unique::{unique_groups, unique_values, UniqueGroups};
 pub use upsample::{upsample, upsample_backward, Interp};
+pub use upsample_u8::upsample_u8;
 pub use variance::variance;
 pub use view::{with_sequential, View};
 

@@ -51,12 +51,12 @@ fn with_output(input: &[i64], output_size: &[i64]) -> Vec<i64> {
     input[..2].iter().chain(output_size).copied().collect()
 }
 
-/// Linear and cubic modes of uint8 round through PyTorch's fixed-point path; not reproduced.
-fn check_dtype(op: &str, dtype: DType, mode: Mode) -> Result<()> {
+/// uint8 interpolates with nearest modes, and bilinear/bicubic (PyTorch CPU's fixed-point
+/// path, [`npu_kernels::upsample_u8`]); 1d and 3d linear take floats only, as on CPU.
+fn check_dtype(op: &str, dtype: DType, mode: Mode, nd: usize) -> Result<()> {
     match dtype {
         DType::F32 | DType::F64 | DType::F16 | DType::BF16 => Ok(()),
-        DType::U8 if matches!(mode, Mode::Nearest | Mode::NearestExact) => Ok(()),
-        DType::U8 => Err(Error::use_fallback("uint8 linear/cubic interpolation")),
+        DType::U8 if matches!(mode, Mode::Nearest | Mode::NearestExact) || nd == 2 => Ok(()),
         d => Err(Error::runtime(format!("{op}: \"{op}\" not implemented for '{}'", d.name()))),
     }
 }
@@ -69,7 +69,7 @@ fn forward(ctx: &Ctx, nd: usize, mode: Mode) -> Result<()> {
     let output_size = ctx.int_list(1)?;
     // unbatched inputs are batched by F.interpolate; here the rank is always nd + 2
     check_sizes(&op, x.sizes(), &output_size, nd)?;
-    check_dtype(&op, x.dtype(), mode)?;
+    check_dtype(&op, x.dtype(), mode, nd)?;
     let first_scale = 2 + mode.has_align() as usize;
     let interp = mode.interp(ctx, 2);
     let scales: Vec<Option<f64>> = (0..nd).map(|d| ctx.opt_double(first_scale + d)).collect();
@@ -77,8 +77,18 @@ fn forward(ctx: &Ctx, nd: usize, mode: Mode) -> Result<()> {
     if out.dtype() != x.dtype() {
         return Err(Error::runtime(format!("{op}: expected out dtype {}, got {}", x.dtype().name(), out.dtype().name())));
     }
+    let fixed_point = x.dtype() == DType::U8 && matches!(mode, Mode::Linear | Mode::Cubic);
     let (dst, src) = (out.view.clone(), x.view);
-    launch(&op, device, move || npu_kernels::upsample(&dst, &src, interp, &scales).map_err(|e| e.0))
+    launch(&op, device, move || {
+        match interp {
+            Interp::Linear { align_corners } | Interp::Cubic { align_corners } if fixed_point => {
+                let cubic = matches!(interp, Interp::Cubic { .. });
+                npu_kernels::upsample_u8(&dst, &src, cubic, align_corners, [scales[0], scales[1]])
+            }
+            _ => npu_kernels::upsample(&dst, &src, interp, &scales),
+        }
+        .map_err(|e| e.0)
+    })
 }
 
 /// (grad_output, output_size, input_size, [align_corners,] scales..., *, grad_input).
@@ -88,7 +98,9 @@ fn backward(ctx: &Ctx, nd: usize, mode: Mode) -> Result<()> {
     let device = common_device(&op, &[&g])?;
     let (output_size, input_size) = (ctx.int_list(1)?, ctx.int_list(2)?);
     check_sizes(&op, &input_size, &output_size, nd)?;
-    check_dtype(&op, g.dtype(), mode)?;
+    if !g.dtype().is_floating() {
+        return Err(Error::runtime(format!("{op}: \"{op}\" not implemented for '{}'", g.dtype().name())));
+    }
     let want = with_output(&input_size, &output_size);
     if g.sizes() != want.as_slice() {
         return Err(Error::runtime(format!("{op}: expected grad_output of size {want:?}, but got {:?}", g.sizes())));
