@@ -128,3 +128,19 @@ def test_bitwise_shifts_and_unary_additions():
         check(f(z.npu()), f(z))
     with pytest.raises(RuntimeError, match="not implemented for 'Float'"):
         torch.bitwise_not(x.npu())
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_logit_and_shrinks(dtype):
+    tol = {torch.bfloat16: dict(atol=2e-2, rtol=2e-2), torch.float16: dict(atol=2e-3, rtol=2e-3)}.get(dtype, {})
+    x = (torch.rand(40, generator=torch.Generator().manual_seed(0)) * 1.2 - 0.1).to(dtype)
+    for fn in [torch.logit, lambda t: torch.logit(t, eps=0.05), lambda t: F.hardshrink(t * 4, 0.7), lambda t: F.softshrink(t * 4, 0.7)]:
+        a, an = x.clone().requires_grad_(), x.npu().requires_grad_()
+        y, yn = fn(a), fn(an)
+        torch.testing.assert_close(yn.cpu(), y, equal_nan=True, **tol)
+        y.backward(torch.ones_like(y))
+        yn.backward(torch.ones_like(yn))
+        torch.testing.assert_close(an.grad.cpu(), a.grad, equal_nan=True, **tol)
+    check(torch.logit(torch.tensor([0, 1, 2]).npu()), torch.logit(torch.tensor([0, 1, 2])))
+    with pytest.raises(RuntimeError, match="lambda must be greater or equal to 0"):
+        F.softshrink(x.npu(), -1.0)

@@ -38,6 +38,12 @@ fn forward(op: Activation, x: f64) -> f64 {
         Activation::Hardswish => x * (x + 3.0).clamp(0.0, 6.0) / 6.0,
         Activation::Hardsigmoid => (x + 3.0).clamp(0.0, 6.0) / 6.0,
         Activation::Mish => x * (1.0 + x.exp()).ln().tanh(),
+        Activation::Logit { eps } => {
+            let z = eps.map_or(x, |e| x.clamp(e, 1.0 - e));
+            (z / (1.0 - z)).ln()
+        }
+        Activation::Hardshrink { lambda } => if x.abs() <= lambda { 0.0 } else { x },
+        Activation::Softshrink { lambda } => if x > lambda { x - lambda } else if x < -lambda { x + lambda } else { 0.0 },
     }
 }
 
@@ -53,6 +59,8 @@ fn forward_of(op: ActivationGrad) -> Box<dyn Fn(f64) -> f64> {
         G::Hardswish => Box::new(|x| forward(Activation::Hardswish, x)),
         G::Hardsigmoid => Box::new(|x| forward(Activation::Hardsigmoid, x)),
         G::Mish => Box::new(|x| forward(Activation::Mish, x)),
+        G::Logit { eps } => Box::new(move |x| forward(Activation::Logit { eps }, x)),
+        G::Shrink { lambda } => Box::new(move |x| forward(Activation::Softshrink { lambda }, x)),
         G::GeluErf => Box::new(|x| 0.5 * x * (1.0 + erf(x / 2f64.sqrt()))),
         G::GeluTanh => Box::new(|x| 0.5 * x * (1.0 + (0.797_884_560_802_865_4 * (x + 0.044715 * x * x * x)).tanh())),
         G::Silu => Box::new(|x| x * sigmoid(x)),
@@ -107,6 +115,9 @@ fn forward_matches_reference() {
         Activation::Hardswish,
         Activation::Hardsigmoid,
         Activation::Mish,
+        Activation::Logit { eps: Some(0.2) },
+        Activation::Hardshrink { lambda: 0.5 },
+        Activation::Softshrink { lambda: 0.7 },
     ];
     for op in ops {
         for dt in FLOATS {
@@ -122,6 +133,27 @@ fn forward_matches_reference() {
                     assert!(close(dt, got, want), "{op:?} {dt:?} x={x}: got {got}, want {want}");
                 }
             }
+        }
+    }
+}
+
+/// logit without eps on (0, 1), and its gradient's NaN outside [0, 1].
+#[test]
+fn logit_without_eps() {
+    let xs: Vec<f64> = (1..40).map(|i| i as f64 / 40.0).chain([-0.5, 1.5]).collect();
+    let (_s, sv) = filled(DType::F64, &xs, false);
+    let (d, dv) = Buf::contiguous(DType::F64, &[xs.len() as i64]);
+    activation(Activation::Logit { eps: None }, &dv, &sv, DType::F64).unwrap();
+    let (g, gv) = Buf::contiguous(DType::F64, &[xs.len() as i64]);
+    let ones = vec![1.0; xs.len()];
+    let (_o, ov) = filled(DType::F64, &ones, false);
+    activation_backward(ActivationGrad::Logit { eps: None }, &gv, &ov, &sv, DType::F64).unwrap();
+    for (i, &x) in xs.iter().enumerate() {
+        let (y, dy) = (d.f64s()[i], g.f64s()[i]);
+        if (0.0..=1.0).contains(&x) {
+            assert!((y - (x / (1.0 - x)).ln()).abs() < 1e-12 && (dy - 1.0 / (x * (1.0 - x))).abs() < 1e-9, "x={x}");
+        } else {
+            assert!(y.is_nan() && dy.is_nan(), "x={x}");
         }
     }
 }
@@ -160,6 +192,8 @@ fn backward_matches_finite_differences() {
         G::Hardswish,
         G::Hardsigmoid,
         G::Mish,
+        G::Logit { eps: Some(0.2) },
+        G::Shrink { lambda: 0.5 },
         G::GeluErf,
         G::GeluTanh,
         G::Silu,
