@@ -97,13 +97,7 @@ impl Plan {
                 bo += (p * self.big_strides[j]) as isize;
             }
             f(so, bo);
-            for j in (0..pos.len()).rev() {
-                pos[j] += 1;
-                if pos[j] < self.out_sizes[j] {
-                    break;
-                }
-                pos[j] = 0;
-            }
+            crate::view::next_index(&mut pos, &self.out_sizes);
         }
     }
 }

@@ -370,44 +370,52 @@ pub fn adaptive_max_pool(out: &View, indices: &View, input: &View, nd: usize) ->
     }
 }
 
+/// Every output position of one plane of adaptive pooling with its window (flat input
+/// indices, in order): window `o` of a dim covers `floor(o * I / O) .. ceil((o + 1) * I / O)`.
+fn adaptive_windows(inp: [i64; 3], outs: [i64; 3], mut f: impl FnMut(usize, &[usize])) {
+    let range = |o: i64, i: i64, n: i64| ((o * i).div_euclid(n), ((o + 1) * i + n - 1).div_euclid(n));
+    let (mut win, mut o) = (Vec::new(), 0);
+    for oz in 0..outs[0] {
+        let (z0, z1) = range(oz, inp[0], outs[0]);
+        for oy in 0..outs[1] {
+            let (y0, y1) = range(oy, inp[1], outs[1]);
+            for ox in 0..outs[2] {
+                let (x0, x1) = range(ox, inp[2], outs[2]);
+                win.clear();
+                for z in z0..z1 {
+                    for y in y0..y1 {
+                        win.extend((x0..x1).map(|x| ((z * inp[1] + y) * inp[2] + x) as usize));
+                    }
+                }
+                f(o, &win);
+                o += 1;
+            }
+        }
+    }
+}
+
 fn adaptive_max<F: Float>(out: &View, indices: &View, input: &View, nd: usize) -> Result<(), KernelError> {
     let (inp, outs) = (pad3(spatial(input, nd), 1), pad3(spatial(out, nd), 1));
     let b = planes("adaptive_max_pool", input, nd)?;
     let (il, ol) = ((inp[0] * inp[1] * inp[2]) as usize, (outs[0] * outs[1] * outs[2]) as usize);
-    let range = |o: i64, i: i64, n: i64| ((o * i).div_euclid(n), ((o + 1) * i + n - 1).div_euclid(n));
     let x = Operand::of(input, F::DTYPE)?;
     let y = Operand::output(out, F::DTYPE);
     let (xp, yp, ip) = (P(x.ptr::<F>()), P(y.ptr::<F>()), P(indices.ptr as *mut i64));
     par_ranges(b, 1, |planes| {
         for pl in planes {
             let (xs, ys, is) = unsafe { (xp.slice(pl * il, il), yp.slice(pl * ol, ol), ip.slice(pl * ol, ol)) };
-            let mut o = 0;
-            for oz in 0..outs[0] {
-                let (z0, z1) = range(oz, inp[0], outs[0]);
-                for oy in 0..outs[1] {
-                    let (y0, y1) = range(oy, inp[1], outs[1]);
-                    for ox in 0..outs[2] {
-                        let (x0, x1) = range(ox, inp[2], outs[2]);
-                        let mut at = ((z0 * inp[1] + y0) * inp[2] + x0) as usize;
-                        let mut best = -F::INFINITY;
-                        for z in z0..z1 {
-                            for yy in y0..y1 {
-                                for xx in x0..x1 {
-                                    let i = ((z * inp[1] + yy) * inp[2] + xx) as usize;
-                                    let v = xs[i];
-                                    if v > best || v.is_nan() {
-                                        best = v;
-                                        at = i;
-                                    }
-                                }
-                            }
-                        }
-                        ys[o] = best;
-                        is[o] = at as i64;
-                        o += 1;
+            adaptive_windows(inp, outs, |o, win| {
+                let (mut best, mut at) = (-F::INFINITY, win[0]);
+                for &i in win {
+                    let v = xs[i];
+                    if v > best || v.is_nan() {
+                        best = v;
+                        at = i;
                     }
                 }
-            }
+                ys[o] = best;
+                is[o] = at as i64;
+            });
         }
     });
     y.finish(out)
@@ -443,7 +451,6 @@ fn adaptive<F: Float>(out: &View, input: &View, nd: usize, backward: bool) -> Re
     let (inp, outs) = (pad3(spatial(input, nd), 1), pad3(spatial(out, nd), 1));
     let b = planes("adaptive_avg_pool", input, nd)?;
     let (il, ol) = ((inp[0] * inp[1] * inp[2]) as usize, (outs[0] * outs[1] * outs[2]) as usize);
-    let range = |o: i64, i: i64, n: i64| ((o * i).div_euclid(n), ((o + 1) * i + n - 1).div_euclid(n));
     let (src, dst) = if backward { (Operand::of(out, ct)?, Operand::output(input, ct)) } else { (Operand::of(input, ct)?, Operand::output(out, ct)) };
     let (sp, dp) = (P(src.ptr::<F>()), P(dst.ptr::<F>()));
     par_ranges(b, 1, |planes| {
@@ -456,35 +463,21 @@ fn adaptive<F: Float>(out: &View, input: &View, nd: usize, backward: bool) -> Re
             if backward {
                 big.fill(F::ZERO);
             }
-            let mut o = 0;
-            for oz in 0..outs[0] {
-                let (z0, z1) = range(oz, inp[0], outs[0]);
-                for oy in 0..outs[1] {
-                    let (y0, y1) = range(oy, inp[1], outs[1]);
-                    for ox in 0..outs[2] {
-                        let (x0, x1) = range(ox, inp[2], outs[2]);
-                        let inv = F::ONE / F::c(((z1 - z0) * (y1 - y0) * (x1 - x0)) as f64);
-                        let mut s = F::ZERO;
-                        let g = if backward { little[o] * inv } else { F::ZERO };
-                        for z in z0..z1 {
-                            for y in y0..y1 {
-                                for x in x0..x1 {
-                                    let i = ((z * inp[1] + y) * inp[2] + x) as usize;
-                                    if backward {
-                                        big[i] = big[i] + g;
-                                    } else {
-                                        s = s + big[i];
-                                    }
-                                }
-                            }
-                        }
-                        if !backward {
-                            little[o] = s * inv;
-                        }
-                        o += 1;
+            adaptive_windows(inp, outs, |o, win| {
+                let inv = F::ONE / F::c(win.len() as f64);
+                if backward {
+                    let g = little[o] * inv;
+                    for &i in win {
+                        big[i] = big[i] + g;
                     }
+                } else {
+                    let mut s = F::ZERO;
+                    for &i in win {
+                        s = s + big[i];
+                    }
+                    little[o] = s * inv;
                 }
-            }
+            });
         }
     });
     if backward {

@@ -186,13 +186,7 @@ pub fn nonzero(dst: &View, src: &View) -> Result<(), KernelError> {
             }
             row += 1;
         }
-        for d in (0..rank).rev() {
-            pos[d] += 1;
-            if pos[d] < src.sizes[d] {
-                break;
-            }
-            pos[d] = 0;
-        }
+        crate::view::next_index(&mut pos, &src.sizes);
     }
     Ok(())
 }
@@ -278,13 +272,7 @@ pub fn masked_scatter(dst: &View, mask: &View, source: &View) -> Result<(), Kern
             unsafe { std::ptr::copy_nonoverlapping(sp.byte_at(k, size), dp.byte_at(off as isize, size), size) };
             k += 1;
         }
-        for d in (0..rank).rev() {
-            pos[d] += 1;
-            if pos[d] < dst.sizes[d] {
-                break;
-            }
-            pos[d] = 0;
-        }
+        crate::view::next_index(&mut pos, &dst.sizes);
     }
     Ok(())
 }

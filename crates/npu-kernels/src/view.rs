@@ -304,6 +304,18 @@ impl<const K: usize> Layout<K> {
     }
 }
 
+/// Steps the row-major multi-index `pos` within `sizes` (the last dim fastest; wraps to all
+/// zeros after the last position).
+pub(crate) fn next_index(pos: &mut [i64], sizes: &[i64]) {
+    for d in (0..pos.len()).rev() {
+        pos[d] += 1;
+        if pos[d] < sizes[d] {
+            return;
+        }
+        pos[d] = 0;
+    }
+}
+
 thread_local! {
     static SEQUENTIAL: Cell<bool> = const { Cell::new(false) };
 }

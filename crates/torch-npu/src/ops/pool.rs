@@ -147,18 +147,23 @@ fn avg_pool_backward(ctx: &Ctx, nd: usize) -> Result<()> {
     launch(&op, device, move || npu_kernels::avg_pool_backward(&gv, &dy, &p, include_pad, divisor).map_err(|e| e.0))
 }
 
+/// The output sizes of adaptive pooling: the leading dims, then `output_size` (argument 1).
+fn adaptive_sizes(ctx: &Ctx, x: &Tensor, nd: usize) -> Result<Vec<i64>> {
+    let osz = expand(ctx, 1, nd, "output_size", None)?;
+    if osz.iter().any(|&s| s < 0) {
+        return Err(Error::runtime(format!("{}: elements of output_size must be greater than or equal to 0 but received {osz:?}", ctx.op)));
+    }
+    let lead = x.sizes().len() - nd;
+    Ok(x.sizes()[..lead].iter().copied().chain(osz).collect())
+}
+
 /// _adaptive_avg_poolNd(self, output_size)
 fn adaptive(ctx: &Ctx, nd: usize) -> Result<()> {
     let op = ctx.op.clone();
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     check_input(&op, &x, nd, &[])?;
-    let osz = expand(ctx, 1, nd, "output_size", None)?;
-    if osz.iter().any(|&s| s < 0) {
-        return Err(Error::runtime(format!("{op}: elements of output_size must be greater than or equal to 0 but received {osz:?}")));
-    }
-    let lead = x.sizes().len() - nd;
-    let sizes: Vec<i64> = x.sizes()[..lead].iter().copied().chain(osz).collect();
+    let sizes = adaptive_sizes(ctx, &x, nd)?;
     let out = ctx.new_output(&sizes, None, x.dtype(), device)?;
     let (o, xv) = (out.view, x.view);
     launch(&op, device, move || npu_kernels::adaptive_avg_pool(&o, &xv, nd, false).map_err(|e| e.0))
@@ -181,12 +186,7 @@ fn adaptive_max(ctx: &Ctx, nd: usize, out_args: bool) -> Result<()> {
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     check_input(&op, &x, nd, &[])?;
-    let osz = expand(ctx, 1, nd, "output_size", None)?;
-    if osz.iter().any(|&s| s < 0) {
-        return Err(Error::runtime(format!("{op}: elements of output_size must be greater than or equal to 0 but received {osz:?}")));
-    }
-    let lead = x.sizes().len() - nd;
-    let sizes: Vec<i64> = x.sizes()[..lead].iter().copied().chain(osz).collect();
+    let sizes = adaptive_sizes(ctx, &x, nd)?;
     let (out, idx) = if out_args {
         let (o, i) = (ctx.resize_arg(2, &sizes)?, ctx.resize_arg(3, &sizes)?);
         if o.dtype() != x.dtype() || i.dtype() != DType::I64 || !i.view.is_contiguous() {
