@@ -306,18 +306,7 @@ fn avg<F: Float>(small: &View, large: &View, p: &PoolParams, include_pad: bool, 
             windows(inp, outs, p, |o, win, padded| {
                 let div = divisor.unwrap_or(if include_pad { padded } else { win.len() as i64 });
                 let inv = F::ONE / F::c(div as f64);
-                if backward {
-                    let g = little[o] * inv;
-                    for &i in win {
-                        big[i] = big[i] + g;
-                    }
-                } else {
-                    let mut s = F::ZERO;
-                    for &i in win {
-                        s = s + big[i];
-                    }
-                    little[o] = s * inv;
-                }
+                mean_window(backward, big, &mut little[o], win, inv);
             });
         }
     });
@@ -367,6 +356,24 @@ pub fn adaptive_max_pool(out: &View, indices: &View, input: &View, nd: usize) ->
     match float_compute(&[out, input]) {
         DType::F64 => adaptive_max::<f64>(out, indices, input, nd),
         _ => adaptive_max::<f32>(out, indices, input, nd),
+    }
+}
+
+/// One average-pooling window: forward, `out = sum(big[win]) * inv`; backward (`big` is the
+/// gradient of the input), `big[win] += out * inv`.
+#[inline]
+fn mean_window<F: Float>(backward: bool, big: &mut [F], out: &mut F, win: &[usize], inv: F) {
+    if backward {
+        let g = *out * inv;
+        for &i in win {
+            big[i] = big[i] + g;
+        }
+    } else {
+        let mut s = F::ZERO;
+        for &i in win {
+            s = s + big[i];
+        }
+        *out = s * inv;
     }
 }
 
@@ -465,18 +472,7 @@ fn adaptive<F: Float>(out: &View, input: &View, nd: usize, backward: bool) -> Re
             }
             adaptive_windows(inp, outs, |o, win| {
                 let inv = F::ONE / F::c(win.len() as f64);
-                if backward {
-                    let g = little[o] * inv;
-                    for &i in win {
-                        big[i] = big[i] + g;
-                    }
-                } else {
-                    let mut s = F::ZERO;
-                    for &i in win {
-                        s = s + big[i];
-                    }
-                    little[o] = s * inv;
-                }
+                mean_window(backward, big, &mut little[o], win, inv);
             });
         }
     });
