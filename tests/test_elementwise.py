@@ -265,3 +265,13 @@ def test_rsub_and_logical_not_variants(dtype):
     x.logical_not_()
     xn.logical_not_()
     check(xn, x)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_round_decimals(dtype):
+    x = (make((50,), torch.float32, 3) * 37).to(dtype)
+    for d in [0, 2, -1, -3]:
+        check(torch.round(x.npu(), decimals=d), torch.round(x, decimals=d))
+    xn = x.npu()
+    xn.round_(decimals=1)
+    check(xn, x.round(decimals=1))

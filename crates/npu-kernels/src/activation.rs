@@ -1,4 +1,5 @@
-//! Activations with parameters, and the backward of every activation: the elementwise
+//! Activations with parameters (and `round` with decimals, the other elementwise op that takes
+//! one), and the backward of every activation: the elementwise
 //! formulas of PyTorch's CPU kernels (`Activation.cpp`), float compute (f16/bf16 in f32,
 //! rounded once). Parameter-free forwards (relu, gelu, silu, sigmoid, tanh) are `UnaryOp`s.
 
@@ -28,6 +29,8 @@ pub enum Activation {
     Hardshrink { lambda: f64 },
     /// `x > lambda ? x - lambda : x < -lambda ? x + lambda : 0`.
     Softshrink { lambda: f64 },
+    /// `round(x * 10^d) / 10^d` (`round(x / 10^-d) * 10^-d` for negative `d`), half to even.
+    RoundDecimals { decimals: i64 },
 }
 
 impl Activation {
@@ -44,6 +47,7 @@ impl Activation {
             Activation::Logit { .. } => "logit",
             Activation::Hardshrink { .. } => "hardshrink",
             Activation::Softshrink { .. } => "softshrink",
+            Activation::RoundDecimals { .. } => "round",
         }
     }
 }
@@ -186,6 +190,15 @@ fn forward_body<F: Float>(op: Activation, a: &Arg<F>, out: &mut [F]) {
             let l = F::c(lambda);
             // x * 0 keeps NaN
             map1!(a, out, |x: F| if x > l { x - l } else if x < -l { x + l } else { x * zero })
+        }
+        Activation::RoundDecimals { decimals } => {
+            // the power of ten in the compute type, as PyTorch's CPU kernel
+            let p = F::c(10f64.powi(decimals.unsigned_abs().min(400) as i32));
+            if decimals < 0 {
+                map1!(a, out, |x: F| (x / p).round_even() * p)
+            } else {
+                map1!(a, out, |x: F| (x * p).round_even() / p)
+            }
         }
     }
 }

@@ -44,6 +44,10 @@ fn forward(op: Activation, x: f64) -> f64 {
         }
         Activation::Hardshrink { lambda } => if x.abs() <= lambda { 0.0 } else { x },
         Activation::Softshrink { lambda } => if x > lambda { x - lambda } else if x < -lambda { x + lambda } else { 0.0 },
+        Activation::RoundDecimals { decimals } => {
+            let p = 10f64.powi(decimals.abs() as i32);
+            if decimals < 0 { (x / p).round_ties_even() * p } else { (x * p).round_ties_even() / p }
+        }
     }
 }
 
@@ -118,6 +122,8 @@ fn forward_matches_reference() {
         Activation::Logit { eps: Some(0.2) },
         Activation::Hardshrink { lambda: 0.5 },
         Activation::Softshrink { lambda: 0.7 },
+        Activation::RoundDecimals { decimals: 1 },
+        Activation::RoundDecimals { decimals: -1 },
     ];
     for op in ops {
         for dt in FLOATS {

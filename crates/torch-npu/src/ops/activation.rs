@@ -131,6 +131,9 @@ adapters! {
     hardshrink_out => |c| forward(c, Activation::Hardshrink { lambda: c.scalar_f64(1)? }, Variant::Out);
     softshrink_fn => |c| forward(c, softshrink(c)?, Variant::Functional);
     softshrink_out => |c| forward(c, softshrink(c)?, Variant::Out);
+    round_decimals_fn => |c| forward(c, Activation::RoundDecimals { decimals: c.int(1) }, Variant::Functional);
+    round_decimals_ => |c| forward(c, Activation::RoundDecimals { decimals: c.int(1) }, Variant::InPlace);
+    round_decimals_out => |c| forward(c, Activation::RoundDecimals { decimals: c.int(1) }, Variant::Out);
     gelu_fn => |c| gelu(c, Variant::Functional);
     gelu_ => |c| gelu(c, Variant::InPlace);
     gelu_out => |c| gelu(c, Variant::Out);
@@ -239,6 +242,9 @@ pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
     ("hardshrink.out", hardshrink_out),
     ("softshrink", softshrink_fn),
     ("softshrink.out", softshrink_out),
+    ("round.decimals", round_decimals_fn),
+    ("round_.decimals", round_decimals_),
+    ("round.decimals_out", round_decimals_out),
     ("hardshrink_backward", shrink_backward),
     ("hardshrink_backward.grad_input", shrink_backward_out),
     ("softshrink_backward", shrink_backward),
