@@ -77,6 +77,9 @@ unsafe fn load_cast<S: Element, M: Element>(src: *const u8, stride: isize, out: 
         if same::<S, f16>() && same::<M, f32>() {
             return simd::f16_to_f32(p as *const f16, out.as_mut_ptr() as *mut f32, out.len());
         }
+        if same::<S, bf16>() && same::<M, f32>() {
+            return simd::bf16_to_f32(p as *const bf16, out.as_mut_ptr() as *mut f32, out.len());
+        }
         for (k, o) in out.iter_mut().enumerate() {
             *o = (*p.add(k)).cast::<M>();
         }
@@ -115,6 +118,9 @@ unsafe fn store_cast<R: Element, D: Element>(vals: &[R], dst: *mut u8, stride: i
     if stride == 1 {
         if same::<R, f32>() && same::<D, f16>() {
             return simd::f32_to_f16(vals.as_ptr() as *const f32, p as *mut f16, vals.len());
+        }
+        if same::<R, f32>() && same::<D, bf16>() {
+            return simd::f32_to_bf16(vals.as_ptr() as *const f32, p as *mut bf16, vals.len());
         }
         for (k, v) in vals.iter().enumerate() {
             *p.add(k) = v.cast::<D>();
