@@ -348,7 +348,7 @@ fn backward_body<F: Float>(op: ActivationGrad, g: &Arg<F>, s: &Arg<F>, out: &mut
         GeluErf => {
             let (r2, k) = (F::c(std::f64::consts::FRAC_1_SQRT_2), F::c(std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2 * 0.5));
             map2!(g, s, out, |dy: F, x: F| {
-                let cdf = half * (one + (x * r2).verf());
+                let cdf = half * (one + (x * r2).gelu_erf());
                 let pdf = (-half * x * x).vexp() * k;
                 dy * (cdf + x * pdf)
             })

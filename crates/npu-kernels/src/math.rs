@@ -32,6 +32,9 @@ pub(crate) trait Float:
     fn vtanh(self) -> Self;
     /// erf and erfc (f32: the vectorizable `erf_f32`/`erfc_f32`; f64: `erf`/`erfc`).
     fn verf(self) -> Self;
+    /// The erf GELU uses: f32, PyTorch CPU's vectorized approximation (`gelu_erf_f32`); f64,
+    /// the accurate `erf`.
+    fn gelu_erf(self) -> Self;
     fn verfc(self) -> Self;
     fn exp2(self) -> Self;
     fn exp_m1(self) -> Self;
@@ -61,7 +64,7 @@ pub(crate) trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $vexp:path, $vtanh:path, $verf:path, $verfc:path) => {
+    ($t:ty, $vexp:path, $vtanh:path, $verf:path, $verfc:path, $gerf:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -106,6 +109,10 @@ macro_rules! float_impl {
             #[inline(always)]
             fn verf(self) -> Self {
                 $verf(self)
+            }
+            #[inline(always)]
+            fn gelu_erf(self) -> Self {
+                $gerf(self)
             }
             #[inline(always)]
             fn verfc(self) -> Self {
@@ -237,8 +244,8 @@ fn acosh64(x: f64) -> f64 {
     }
 }
 
-float_impl!(f32, exp_f32, tanh_f32, erf_f32, erfc32);
-float_impl!(f64, f64::exp, f64::tanh, erf64, erfc64);
+float_impl!(f32, exp_f32, tanh_f32, erf_f32, erfc32, gelu_erf_f32);
+float_impl!(f64, f64::exp, f64::tanh, erf64, erfc64, erf64);
 
 #[inline(always)]
 fn erf64(x: f64) -> f64 {
@@ -357,6 +364,24 @@ pub(crate) fn erf_f32(x: f32) -> f32 {
         x
     } else {
         r.copysign(x)
+    }
+}
+
+/// erf for GELU in f32, as PyTorch CPU's vectorized kernel computes it (Abramowitz & Stegun
+/// 7.1.26: `1 - t (p1 + t (p2 + ...)) e^(-x^2)` with `t = 1 / (1 + p |x|)`, absolute error
+/// below 1.5e-7): several times cheaper than [`erf_f32`], and what CPU's `F.gelu` returns.
+#[inline(always)]
+pub(crate) fn gelu_erf_f32(x: f32) -> f32 {
+    const P: f32 = 0.327_591_1;
+    const A: [f32; 5] = [0.254_829_6, -0.284_496_72, 1.421_413_8, -1.453_152_1, 1.061_405_4];
+    let a = x.abs();
+    let t = 1.0 / (P * a + 1.0);
+    let r = (((A[4] * t + A[3]) * t + A[2]) * t + A[1]) * t + A[0];
+    let y = 1.0 - exp_f32(-a * a) * t * r;
+    if x.is_nan() {
+        x
+    } else {
+        y.copysign(x)
     }
 }
 

@@ -278,7 +278,7 @@ fn float_kernel_body<F: Float>(op: UnaryOp, a: &Arg<F>, out: &mut [F]) {
         Relu => map1!(a, out, |x: F| if x < zero { zero } else { x }),
         Silu => map1!(a, out, |x: F| x / (one + (-x).vexp())),
         GeluErf => map1!(a, out, |x: F| {
-            let e = (x * F::c(std::f64::consts::FRAC_1_SQRT_2)).verf();
+            let e = (x * F::c(std::f64::consts::FRAC_1_SQRT_2)).gelu_erf();
             x * half * (one + e)
         }),
         GeluTanh => map1!(a, out, |x: F| {

@@ -1421,7 +1421,8 @@ fn torch_unary_special_values() {
     assert!(
         g[0] == INF && g[1].is_nan() && g[2].is_nan() && g[5] == 0.0 && g[5].is_sign_negative()
     );
-    assert!((g[7] - 2.9959502).abs() < 1e-6 && (g[8] + 0.0040496886).abs() < 1e-8);
+    // GELU's erf is PyTorch CPU's approximation (absolute error < 1.5e-7, times |x| / 2)
+    assert!((g[7] - 2.9959502).abs() < 1e-6 && (g[8] + 0.0040496886).abs() < 5e-7);
     let g = run(GeluTanh);
     assert!(g[0] == INF && g[1].is_nan() && (g[7] - 2.9963627).abs() < 1e-6);
     let s = run(Silu);
