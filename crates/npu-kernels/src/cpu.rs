@@ -1,6 +1,6 @@
-//! Run-time CPU feature checks for the hot loops that are compiled twice: once for the baseline
-//! target and once with AVX2 enabled (the same source, so results are identical; Rust never
-//! contracts or reassociates float operations, whatever the target features).
+//! Run-time CPU feature checks for the hot loops that are compiled three times: for the baseline
+//! target, with AVX2 and with AVX-512 enabled (the same source, so results are identical; Rust
+//! never contracts or reassociates float operations, whatever the target features).
 
 /// Whether AVX2 may be used (the check is cached by std after the first call).
 #[inline]
@@ -15,8 +15,24 @@ pub(crate) fn avx2() -> bool {
     }
 }
 
+/// Whether AVX-512 (F, BW, DQ, VL) may be used.
+#[inline]
+pub(crate) fn avx512() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512dq")
+            && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Defines `$name` (dispatching at run time) from `$body` (an `#[inline(always)]` function
-/// with the same signature): an AVX2 copy of the body is used when the CPU has it.
+/// with the same signature): an AVX-512 or AVX2 copy of the body is used when the CPU has it.
 macro_rules! with_avx2 {
     (
         $(#[$m:meta])*
@@ -27,9 +43,17 @@ macro_rules! with_avx2 {
         $vis fn $name<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+                unsafe fn avx512<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$($g),*>($($arg),*)
+                }
                 #[target_feature(enable = "avx2")]
                 unsafe fn avx2<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
                     $body::<$($g),*>($($arg),*)
+                }
+                if $crate::cpu::avx512() {
+                    // SAFETY: the CPU supports these AVX-512 subsets
+                    return unsafe { avx512::<$($g),*>($($arg),*) };
                 }
                 if $crate::cpu::avx2() {
                     // SAFETY: the CPU supports AVX2
