@@ -5,6 +5,7 @@
 
 use crate::elementwise::{loader, storer, LoadFn, StoreFn};
 use crate::math::Float;
+use crate::cpu::with_avx2;
 use crate::view::{err, par_ranges, Ptr, View};
 use crate::{DType, KernelError};
 
@@ -112,18 +113,15 @@ fn forward<F: Float>(dst: &View, src: &View, dim: usize, log: bool) {
     });
 }
 
-/// The maximum; NaN propagates, as in PyTorch.
+/// The maximum; NaN propagates, as in PyTorch (branch-free, so it vectorizes).
+#[inline(always)]
 fn max_of<F: Float>(xs: &[F]) -> F {
-    let mut m = -F::INFINITY;
-    for &x in xs {
-        if x.is_nan() {
-            return x;
-        }
-        if x > m {
-            m = x;
-        }
+    let nan = xs.iter().fold(false, |a, x| a | x.is_nan());
+    if nan {
+        F::NAN
+    } else {
+        lane_max(xs)
     }
-    m
 }
 
 /// `sum(f(x[i]))` in 8 independent lanes (vectorizable, and more accurate than one running
@@ -150,6 +148,7 @@ pub(crate) fn sum_of<F: Float>(xs: &[F]) -> F {
 
 /// The maximum in 8 independent lanes (vectorizable); NaNs are skipped, so callers that must
 /// propagate them let the NaN flow through their arithmetic instead.
+#[inline(always)]
 pub(crate) fn lane_max<F: Float>(xs: &[F]) -> F {
     let mut acc = [-F::INFINITY; 8];
     let full = xs.len() / 8 * 8;
@@ -165,7 +164,10 @@ pub(crate) fn lane_max<F: Float>(xs: &[F]) -> F {
     m
 }
 
-fn softmax_row<F: Float>(x: &mut [F], log: bool) {
+with_avx2!(fn softmax_row<F: Float>(x: &mut [F], log: bool) => softmax_row_body);
+
+#[inline(always)]
+fn softmax_row_body<F: Float>(x: &mut [F], log: bool) {
     let m = max_of(x);
     // an all -inf row: PyTorch gives NaN for softmax and -inf - (-inf) = NaN for log_softmax
     if log {
