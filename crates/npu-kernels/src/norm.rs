@@ -4,6 +4,7 @@
 //! Sums over rows or images are done in fixed chunks, so results do not depend on the number of
 //! threads.
 
+use crate::cpu::with_avx2;
 use crate::dense::{check_float, float_compute, Operand, P};
 use crate::elementwise::storer;
 use crate::math::Float;
@@ -103,24 +104,12 @@ fn ln_forward<F: Float>(
     par_ranges(m, (1 << 14) / n + 1, |rows| {
         for r in rows {
             unsafe {
-                let xs = xp.slice(r * n, n);
-                let mu = xs.iter().map(|v| v.to_f64()).sum::<f64>() / n as f64;
-                let var = xs.iter().map(|v| (v.to_f64() - mu).powi(2)).sum::<f64>() / n as f64;
-                let rs = 1.0 / (var + eps).sqrt();
-                *mp.at(r) = F::c(mu);
-                *rp.at(r) = F::c(rs);
-                let (muf, rsf) = (F::c(mu), F::c(rs));
-                let ys = yp.slice(r * n, n);
-                for (j, (yv, &xv)) in ys.iter_mut().zip(xs.iter()).enumerate() {
-                    let mut v = (xv - muf) * rsf;
-                    if let Some(w) = wp {
-                        v = v * *w.at(j);
-                    }
-                    if let Some(b) = bp {
-                        v = v + *b.at(j);
-                    }
-                    *yv = v;
-                }
+                let (xs, ys) = (xp.slice(r * n, n), yp.slice(r * n, n));
+                let ws = wp.map(|w| w.slice(0, n) as &[F]);
+                let bs = bp.map(|b| b.slice(0, n) as &[F]);
+                let (mu, rs) = ln_row(xs, ys, ws, bs, eps);
+                *mp.at(r) = mu;
+                *rp.at(r) = rs;
             }
         }
     });
@@ -130,6 +119,29 @@ fn ln_forward<F: Float>(
         store_flat(rstd, &rstds);
     }
     Ok(())
+}
+
+with_avx2!(fn ln_row<F: Float>(xs: &[F], ys: &mut [F], w: Option<&[F]>, b: Option<&[F]>, eps: f64) -> (F, F) => ln_row_body);
+
+/// One row of layer norm: mean and variance summed in f64 (in 8 lanes, so they vectorize),
+/// then `y = (x - mean) * rstd * w + b` in the compute type. Returns (mean, rstd).
+#[inline(always)]
+fn ln_row_body<F: Float>(xs: &[F], ys: &mut [F], w: Option<&[F]>, b: Option<&[F]>, eps: f64) -> (F, F) {
+    let n = xs.len();
+    let mu = crate::softmax::lane_sum(n, |i| xs[i].to_f64()) / n as f64;
+    let var = crate::softmax::lane_sum(n, |i| {
+        let d = xs[i].to_f64() - mu;
+        d * d
+    }) / n as f64;
+    let rs = 1.0 / (var + eps).sqrt();
+    let (muf, rsf) = (F::c(mu), F::c(rs));
+    match (w, b) {
+        (Some(w), Some(b)) => ys.iter_mut().zip(xs).zip(w.iter().zip(b)).for_each(|((y, &x), (&w, &b))| *y = (x - muf) * rsf * w + b),
+        (Some(w), None) => ys.iter_mut().zip(xs).zip(w).for_each(|((y, &x), &w)| *y = (x - muf) * rsf * w),
+        (None, Some(b)) => ys.iter_mut().zip(xs).zip(b).for_each(|((y, &x), &b)| *y = (x - muf) * rsf + b),
+        (None, None) => ys.iter_mut().zip(xs).for_each(|(y, &x)| *y = (x - muf) * rsf),
+    }
+    (muf, rsf)
 }
 
 /// Gradients of [`layer_norm`]; each is computed when its view is given.
