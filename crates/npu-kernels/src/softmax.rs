@@ -142,6 +142,7 @@ pub(crate) fn lane_sum<F: Float>(n: usize, f: impl Fn(usize) -> F) -> F {
     s
 }
 
+#[inline(always)]
 pub(crate) fn sum_of<F: Float>(xs: &[F]) -> F {
     lane_sum(xs.len(), |i| xs[i])
 }
@@ -201,6 +202,25 @@ pub fn softmax_backward(dst: &View, grad: &View, output: &View, dim: usize, log:
     Ok(())
 }
 
+with_avx2!(fn backward_row<F: Float>(g: &mut [F], y: &[F], log: bool) => backward_row_body);
+
+/// One row of the gradient, in place in `g`: log_softmax `g - exp(y) sum(g)`, softmax
+/// `y (g - sum(g y))`.
+#[inline(always)]
+fn backward_row_body<F: Float>(g: &mut [F], y: &[F], log: bool) {
+    if log {
+        let s = sum_of(g);
+        for (gv, &yv) in g.iter_mut().zip(y) {
+            *gv = *gv - yv.vexp() * s;
+        }
+    } else {
+        let s = lane_sum(g.len(), |i| g[i] * y[i]);
+        for (gv, &yv) in g.iter_mut().zip(y) {
+            *gv = yv * (*gv - s);
+        }
+    }
+}
+
 fn backward<F: Float>(dst: &View, grad: &View, output: &View, dim: usize, log: bool) {
     let rows = Rows::new(&dst.sizes, dim);
     let (d, g, y) = (Operand::new(dst, dim), Operand::new(grad, dim), Operand::new(output, dim));
@@ -212,17 +232,7 @@ fn backward<F: Float>(dst: &View, grad: &View, output: &View, dim: usize, log: b
             unsafe {
                 lg(g.row(&rows, r), g.step, &mut gb);
                 ly(y.row(&rows, r), y.step, &mut yb);
-                if log {
-                    let s = sum_of(&gb);
-                    for (gv, &yv) in gb.iter_mut().zip(&yb) {
-                        *gv = *gv - yv.vexp() * s;
-                    }
-                } else {
-                    let s = lane_sum(len, |i| gb[i] * yb[i]);
-                    for (gv, &yv) in gb.iter_mut().zip(&yb) {
-                        *gv = yv * (*gv - s);
-                    }
-                }
+                backward_row(&mut gb, &yb, log);
                 st(&gb, d.row(&rows, r), d.step);
             }
         }
