@@ -13,23 +13,28 @@ fn check_counts(op: &str, v: &View, what: &str) -> Result<Vec<i64>, KernelError>
     host_values::<i64>(v)
 }
 
-/// The length of `repeat_interleave(repeats)`: the sum of `repeats` (1-d, non-negative).
-pub fn repeat_total(repeats: &View) -> Result<i64, KernelError> {
+/// The repeats (1-d, non-negative) and their sum.
+fn repeats_of(repeats: &View) -> Result<(Vec<i64>, i64), KernelError> {
     let r = check_counts("repeat_interleave", repeats, "repeats")?;
     if r.iter().any(|&k| k < 0) {
         return Err(err("repeat_interleave", "repeats can not be negative".into()));
     }
-    Ok(r.iter().sum())
+    let total = r.iter().sum();
+    Ok((r, total))
+}
+
+/// The length of `repeat_interleave(repeats)`: the sum of `repeats` (1-d, non-negative).
+pub fn repeat_total(repeats: &View) -> Result<i64, KernelError> {
+    Ok(repeats_of(repeats)?.1)
 }
 
 /// `dst` (1-d) = each index `i` of `repeats` written `repeats[i]` times.
 pub fn repeat_index(dst: &View, repeats: &View) -> Result<(), KernelError> {
-    let total = repeat_total(repeats)?;
+    let (r, total) = repeats_of(repeats)?;
     dst.check_writable("repeat_interleave")?;
     if dst.sizes != [total] {
         return Err(err("repeat_interleave", format!("allocated size {:?} does not match the sum of repeats {total}", dst.sizes)));
     }
-    let r = host_values::<i64>(repeats)?;
     let idx: Vec<i64> = r.iter().enumerate().flat_map(|(i, &k)| std::iter::repeat_n(i as i64, k as usize)).collect();
     store_values(dst, &idx)
 }

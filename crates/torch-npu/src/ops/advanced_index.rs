@@ -22,6 +22,21 @@ fn host_copy(v: &View, hold: &mut Hold) -> Result<View> {
     Ok(dst)
 }
 
+/// A 0-dim host view of a scalar (f64, i64 or bool, as PyTorch wraps Python numbers), with the
+/// buffer that holds it.
+pub(super) fn scalar_view(s: npu_kernels::Scalar) -> Result<(View, Vec<u64>)> {
+    let dtype = match s {
+        npu_kernels::Scalar::Float(_) => DType::F64,
+        npu_kernels::Scalar::Int(_) => DType::I64,
+        npu_kernels::Scalar::Bool(_) => DType::Bool,
+        npu_kernels::Scalar::Complex(..) => return Err(Error::use_fallback("complex scalar")),
+    };
+    let mut buf = vec![0u64; 1];
+    let v = View::contiguous(buf.as_mut_ptr() as *mut u8, dtype, &[]);
+    npu_kernels::fill(&v, s).map_err(|e| Error::runtime(e.0))?;
+    Ok((v, buf))
+}
+
 /// The coordinates of the nonzero elements of `mask`, one 1-D int64 view per mask dim.
 fn mask_coordinates(mask: &View, hold: &mut Hold) -> Result<Vec<View>> {
     let n = npu_kernels::count_nonzero(mask).map_err(|e| Error::runtime(e.0))?;
@@ -213,16 +228,7 @@ fn isin_impl(ctx: &Ctx, scalar_test: bool, variant: Variant) -> Result<()> {
     let elements = ctx.tensor(0)?;
     let mut hold = Hold::new();
     let (device, test) = if scalar_test {
-        let s = ctx.scalar(1)?;
-        let dtype = match s {
-            npu_kernels::Scalar::Float(_) => DType::F64,
-            npu_kernels::Scalar::Bool(_) => DType::Bool,
-            npu_kernels::Scalar::Int(_) => DType::I64,
-            npu_kernels::Scalar::Complex(..) => return Err(Error::use_fallback("complex test element")),
-        };
-        let mut buf = vec![0u64; 1];
-        let v = View::contiguous(buf.as_mut_ptr() as *mut u8, dtype, &[]);
-        npu_kernels::fill(&v, s).map_err(|e| Error::runtime(e.0))?;
+        let (v, buf) = scalar_view(ctx.scalar(1)?)?;
         hold.push(buf);
         (common_device(&op, &[&elements])?, v)
     } else {

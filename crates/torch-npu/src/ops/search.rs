@@ -1,23 +1,10 @@
 //! searchsorted and bucketize (Tensor and Scalar values), functional and out=.
-use npu_kernels::{DType, Scalar, View};
+use npu_kernels::DType;
 
+use super::advanced_index::scalar_view;
 use super::elementwise::{output, Variant};
 use super::{common_device, launch, Ctx, Tensor};
 use crate::status::{Error, Result};
-
-/// A 0-dim host view of a scalar value, with the buffer that holds it.
-fn scalar_view(s: Scalar) -> Result<(View, Vec<u64>)> {
-    let dtype = match s {
-        Scalar::Float(_) => DType::F64,
-        Scalar::Int(_) => DType::I64,
-        Scalar::Bool(_) => DType::Bool,
-        Scalar::Complex(..) => return Err(Error::use_fallback("complex value")),
-    };
-    let mut buf = vec![0u64; 1];
-    let v = View::contiguous(buf.as_mut_ptr() as *mut u8, dtype, &[]);
-    npu_kernels::fill(&v, s).map_err(|e| Error::runtime(e.0))?;
-    Ok((v, buf))
-}
 
 /// Runs the search: `values` is a tensor or a scalar (argument index `vi`).
 #[allow(clippy::too_many_arguments)]
