@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 import warnings
@@ -25,6 +26,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cases import CASES  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+# The case whose memory is reported (issue 4: the transformer training step).
+MEMORY_CASE = "train step: TinyGPT"
 
 
 def machine():
@@ -47,12 +50,15 @@ def sync(device):
 
 
 def time_once(fn, device, inner):
+    """Seconds per call, and the seconds of it the host spent blocked on the device."""
     sync(device)
+    w0 = torch_npu.npu.sim.host_wait_time()
     t0 = time.perf_counter()
     for _ in range(inner):
         fn()
     sync(device)
-    return (time.perf_counter() - t0) / inner
+    t = time.perf_counter() - t0
+    return t / inner, (torch_npu.npu.sim.host_wait_time() - w0) / inner
 
 
 # Pause between the two backends, outside the timed region: PyTorch's OpenMP threads keep
@@ -70,15 +76,21 @@ def run_case(case, reps, warmup):
         for d in ("cpu", "npu"):
             time_once(fns[d], d, inner)
             time.sleep(SETTLE_S)
-    times = {"cpu": [], "npu": []}
+    times, waits = {"cpu": [], "npu": []}, []
     for _ in range(reps):
         for d in ("cpu", "npu"):
-            times[d].append(time_once(fns[d], d, inner))
+            t, w = time_once(fns[d], d, inner)
+            times[d].append(t)
+            if d == "npu":
+                waits.append(w)
             time.sleep(SETTLE_S)
     row = {"case": case.name, "target": case.target, "unit": "ms"}
     for d in ("cpu", "npu"):
         ms = [t * 1e3 for t in times[d]]
         row[d] = {"median": statistics.median(ms), "min": min(ms), "max": max(ms), "reps": reps}
+    # Share of the npu time the Python thread spent blocked on the device (in the step or at
+    # the final synchronize): high means device-bound, low means the host is the bottleneck.
+    row["npu"]["host_wait"] = sum(waits) / sum(times["npu"])
     row["ratio"] = row["cpu"]["median"] / row["npu"]["median"]
     row["meets_target"] = row["ratio"] >= case.target
     row["fallback_ops"] = sorted(torch_npu.npu.sim.fallback_counts())
@@ -92,15 +104,42 @@ def fmt_ms(x):
 def markdown(rows, info, command):
     lines = [f"Machine: {info['cpu']}, {info['cores']} cores, torch {info['torch']} with "
              f"{info['torch_threads']} threads. Command: `{command}`.", "",
-             "| case | cpu median (min–max) | npu median (min–max) | ratio cpu/npu | target | |",
-             "|---|---|---|---|---|---|"]
+             "| case | cpu median (min–max) | npu median (min–max) | npu host wait | ratio cpu/npu | target | |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         c, n = r["cpu"], r["npu"]
         mark = "✓" if r["meets_target"] else "✗"
         lines.append(f"| {r['case']} | {fmt_ms(c['median'])} ({fmt_ms(c['min'])}–{fmt_ms(c['max'])}) | "
-                     f"{fmt_ms(n['median'])} ({fmt_ms(n['min'])}–{fmt_ms(n['max'])}) | "
+                     f"{fmt_ms(n['median'])} ({fmt_ms(n['min'])}–{fmt_ms(n['max'])}) | {n['host_wait']:.0%} | "
                      f"{r['ratio']:.2f} | ≥ {r['target']:g} | {mark} |")
     return "\n".join(lines) + "\n"
+
+
+def memory_rows(pattern):
+    """Peak memory of the memory case on each device, each in a fresh process."""
+    out = {}
+    for d in ("cpu", "npu"):
+        p = subprocess.run([sys.executable, os.path.join(HERE, "memory.py"), d, pattern],
+                           capture_output=True, text=True, check=True)
+        out[d] = json.loads(p.stdout.strip().splitlines()[-1])
+    return out
+
+
+def memory_markdown(m):
+    c, n = m["cpu"], m["npu"]
+    frag = n["max_reserved_mib"] / n["max_allocated_mib"]
+    rss = n["peak_rss_mib"] / c["peak_rss_mib"]
+    grow = (n["peak_rss_mib"] - n["rss_before_mib"]) / (c["peak_rss_mib"] - c["rss_before_mib"])
+    return "\n".join([
+        f"Memory, {n['case']} (5 steps, each device in a fresh process):", "",
+        "| measure | value | target | |", "|---|---|---|---|",
+        f"| npu max_memory_allocated | {n['max_allocated_mib']:.0f} MiB | | |",
+        f"| npu max_memory_reserved | {n['max_reserved_mib']:.0f} MiB ({frag:.2f}× allocated) | ≤ 1.25× | "
+        f"{'✓' if frag <= 1.25 else '✗'} |",
+        f"| peak RSS, npu / cpu | {n['peak_rss_mib']:.0f} / {c['peak_rss_mib']:.0f} MiB ({rss:.2f}×) | ≤ 1.3× | "
+        f"{'✓' if rss <= 1.3 else '✗'} |",
+        f"| RSS growth over the imports, npu / cpu | {n['peak_rss_mib'] - n['rss_before_mib']:.0f} / "
+        f"{c['peak_rss_mib'] - c['rss_before_mib']:.0f} MiB ({grow:.2f}×) | | |", ""])
 
 
 def main():
@@ -127,10 +166,17 @@ def main():
         print(f"{row['case']:<52} cpu {fmt_ms(row['cpu']['median']):>10}  npu {fmt_ms(row['npu']['median']):>10}"
               f"  ratio {row['ratio']:6.2f} (target {row['target']:g}){fb}", flush=True)
     command = "make bench-quick" if args.quick else "make bench"
+    md = markdown(rows, info, command)
+    memory = None
+    if MEMORY_CASE.startswith(args.pattern) or args.pattern in MEMORY_CASE:
+        memory = memory_rows(MEMORY_CASE)
+        md += "\n" + memory_markdown(memory)
+        print("\n" + memory_markdown(memory))
     with open(args.out + ".json", "w") as f:
-        json.dump({"machine": info, "mode": "quick" if args.quick else "full", "results": rows}, f, indent=1)
+        json.dump({"machine": info, "mode": "quick" if args.quick else "full", "results": rows,
+                   "memory": memory}, f, indent=1)
     with open(args.out + ".md", "w") as f:
-        f.write(markdown(rows, info, command))
+        f.write(md)
     met = sum(r["meets_target"] for r in rows)
     print(f"\n{met}/{len(rows)} cases meet their target; wrote {args.out}.json and {args.out}.md")
 

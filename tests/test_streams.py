@@ -138,3 +138,44 @@ def test_launch_blocking_mode():
     """, env={"ASCEND_LAUNCH_BLOCKING": "1"})
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "raised", "at", "call", "True"]
+
+
+def test_small_ops_keep_stream_order_behind_queued_work():
+    # Small ops run on the calling thread only when the stream is idle; behind a queued
+    # matmul they queue, and read its result.
+    a = torch.randn(768, 768, generator=torch.Generator().manual_seed(0))
+    x = a.npu()
+    torch.npu.synchronize()
+    y = x @ x
+    z = y[0, :16] * 2 + 1  # small, depends on the queued matmul
+    w = torch.empty(16, device="npu")
+    w.copy_(z)
+    torch.npu.synchronize()
+    expected = (a @ a)[0, :16] * 2 + 1
+    torch.testing.assert_close(w.cpu(), expected, rtol=1e-4, atol=1e-4)  # matmul summation order
+    # On an idle stream: in-place chains see each other's results.
+    v = torch.zeros(8, device="npu")
+    for _ in range(100):
+        v.add_(1)
+    assert v.cpu().tolist() == [100.0] * 8
+
+
+def test_small_op_errors_are_reported_at_sync():
+    t = torch.zeros(4, device="npu")
+    torch.npu.synchronize()  # idle stream: the small gather below runs inline
+    bad = torch.tensor([0, 9], device="npu")
+    r = t.index_select(0, bad)  # the index is checked by the kernel
+    with pytest.raises(RuntimeError, match="index_select"):
+        torch.npu.synchronize()
+    del r
+    assert torch.ones(3, device="npu").sum().item() == 3
+
+
+def test_host_wait_time_counts_synchronization():
+    x = torch.empty(16 << 20, device="npu")
+    torch.npu.synchronize()
+    before = torch_npu.npu.sim.host_wait_time()
+    for _ in range(10):
+        x.fill_(1.0)
+    torch.npu.synchronize()
+    assert torch_npu.npu.sim.host_wait_time() > before

@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -54,6 +54,15 @@ pub(crate) struct StreamState {
     /// Threads blocked on `done_cv`; lets the worker skip the lock when nobody waits.
     waiters: AtomicUsize,
     error: Mutex<Option<RtError>>,
+}
+
+/// Time host threads have spent blocked on device work (synchronizations, reads of device
+/// data, a full launch queue), summed over threads.
+static HOST_WAIT_NS: AtomicU64 = AtomicU64::new(0);
+
+/// Total time host threads have waited for the device since the process started.
+pub fn host_wait_time() -> std::time::Duration {
+    std::time::Duration::from_nanos(HOST_WAIT_NS.load(Relaxed))
 }
 
 thread_local! {
@@ -126,6 +135,41 @@ impl StreamState {
         Ok(seq)
     }
 
+    /// Runs `work` on the calling thread if the stream is idle (nothing queued, nothing
+    /// running), holding the queue lock so no other launch can slip in before it. Sequence
+    /// numbers and error handling are those of a queued task: the error goes to `report` or
+    /// becomes the stream's sticky error. Gives `work` back when the stream is busy.
+    pub fn try_run_inline<F>(&'static self, name: &str, work: F, report: bool) -> std::result::Result<Option<RtError>, F>
+    where
+        F: FnOnce() -> std::result::Result<(), String>,
+    {
+        let q = lock(&self.queue);
+        // Tasks are counted as submitted under this lock, so an empty queue with every
+        // submitted task completed means the worker is between tasks.
+        if !q.tasks.is_empty() || self.completed() != self.submitted() {
+            return Err(work);
+        }
+        let err = match catch_unwind(AssertUnwindSafe(work)) {
+            Ok(Ok(())) => None,
+            Ok(Err(m)) => Some(m),
+            Err(p) => Some(format!("panic: {}", panic_message(p.as_ref()))),
+        };
+        self.submitted.fetch_add(1, SeqCst);
+        self.completed.fetch_add(1, SeqCst);
+        drop(q);
+        let err = err.map(|m| RtError::new(ErrorKind::Kernel, format!("NPU error in {name}: {m}")));
+        match err {
+            Some(e) if !report => {
+                let mut sticky = lock(&self.error);
+                if sticky.is_none() {
+                    *sticky = Some(e);
+                }
+                Ok(None)
+            }
+            other => Ok(other),
+        }
+    }
+
     /// Blocks until task `target` has completed (spinning briefly first). Returns false,
     /// without waiting, if that would deadlock: called from this stream's worker for work
     /// that has not run yet.
@@ -136,15 +180,18 @@ impl StreamState {
         if self.on_own_worker() {
             return false;
         }
-        if spin_until(SPIN, || self.is_done(target)) {
-            return true;
+        let start = Instant::now();
+        if !spin_until(SPIN, || self.is_done(target)) {
+            let mut g = lock(&self.done_lock);
+            self.waiters.fetch_add(1, SeqCst);
+            while !self.is_done(target) {
+                g = wait(&self.done_cv, g);
+            }
+            self.waiters.fetch_sub(1, SeqCst);
         }
-        let mut g = lock(&self.done_lock);
-        self.waiters.fetch_add(1, SeqCst);
-        while !self.is_done(target) {
-            g = wait(&self.done_cv, g);
+        if !on_any_worker() {
+            HOST_WAIT_NS.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
         }
-        self.waiters.fetch_sub(1, SeqCst);
         true
     }
 
@@ -160,10 +207,9 @@ impl StreamState {
 
     fn worker_loop(&'static self) {
         WORKER_OF.with(|w| w.set(self as *const _ as usize));
-        let mut popped = 0u64;
         loop {
             // Spin without the lock first: launches often come back to back.
-            spin_until(SPIN, || self.submitted.load(SeqCst) > popped);
+            spin_until(SPIN, || self.submitted() > self.completed());
             let task = {
                 let mut q = lock(&self.queue);
                 loop {
@@ -174,9 +220,10 @@ impl StreamState {
                     q = wait(&self.work_cv, q);
                 }
             };
-            popped += 1;
             self.run(task);
-            self.completed.store(popped, SeqCst);
+            // Inline tasks run only while the queue is empty and the worker idle, so tasks
+            // complete strictly in sequence order either way.
+            self.completed.fetch_add(1, SeqCst);
             if self.waiters.load(SeqCst) > 0 {
                 // Taking the lock orders this notify after a waiter's check-then-wait.
                 let _g = lock(&self.done_lock);

@@ -28,7 +28,7 @@ pub use device::{
 };
 pub use error::{ErrorKind, Result, RtError};
 pub use event::Event;
-pub use executor::{Work, MAX_QUEUED_PER_STREAM};
+pub use executor::{host_wait_time, Work, MAX_QUEUED_PER_STREAM};
 pub use host::{host_alloc, host_empty_cache, host_free, host_record_stream, host_stats, is_pinned};
 pub use memory::{
     alloc, alloc_size, empty_cache, free, mem_get_info, memory_stats, record_stream, reset_accumulated_stats,

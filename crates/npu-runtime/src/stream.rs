@@ -101,6 +101,25 @@ impl Stream {
         err.map_or(Ok(()), Err)
     }
 
+    /// `launch` for work too small to be worth the hand-off to the stream's worker: when the
+    /// stream is idle it runs on the calling thread, in the same order and with the same error
+    /// reporting as queued work; otherwise it is queued. `work` must not launch work itself.
+    pub fn launch_small<F>(&self, name: &str, work: F) -> Result<()>
+    where
+        F: FnOnce() -> std::result::Result<(), String> + Send + 'static,
+    {
+        let st = state_of(*self)?;
+        let blocking = device::is_launch_blocking();
+        if on_any_worker() {
+            return self.launch_with(name, Box::new(work), blocking);
+        }
+        match st.try_run_inline(name, work, blocking) {
+            Ok(None) => Ok(()),
+            Ok(Some(err)) => Err(err),
+            Err(work) => self.launch_with(name, Box::new(work), blocking),
+        }
+    }
+
     /// Waits for all submitted work, then reports (and clears) the stream's sticky error.
     pub fn synchronize(&self) -> Result<()> {
         let st = state_of(*self)?;

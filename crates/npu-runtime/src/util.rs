@@ -7,8 +7,9 @@ use std::time::{Duration, Instant};
 /// 2-core VMs this runs on, so a short spin catches back-to-back launches and quick kernels.
 pub(crate) const SPIN: Duration = Duration::from_micros(30);
 
-/// Locks ignoring poison: user closures never run under our locks, so a poisoned lock can only
-/// come from a bug in this crate, and the protected state is still consistent enough to go on.
+/// Locks ignoring poison: user closures run under our locks only inside `catch_unwind`, so a
+/// poisoned lock can only come from a bug in this crate, and the protected state is still
+/// consistent enough to go on.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }

@@ -21,6 +21,10 @@ fn blocking_mode_makes_launch_synchronous() {
     assert_eq!(e.kind, ErrorKind::Kernel);
     assert_eq!(e.msg, "NPU error in index_put: index 3 out of range");
     s.synchronize().unwrap();
+    // Small work run inline reports its error at the launch too.
+    let e = s.launch_small("gather", || Err("index 9 out of range".into())).unwrap_err();
+    assert_eq!(e.msg, "NPU error in gather: index 9 out of range");
+    s.synchronize().unwrap();
     set_launch_blocking(false);
     let t = Instant::now();
     s.launch("sleep", Box::new(|| {

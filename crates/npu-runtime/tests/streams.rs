@@ -220,3 +220,83 @@ fn a_full_launch_queue_makes_the_host_wait() {
     host.join().unwrap();
     s.synchronize().unwrap();
 }
+
+#[test]
+fn small_work_on_an_idle_stream_runs_on_the_calling_thread() {
+    let s = stream(13);
+    let me = std::thread::current().id();
+    let ran_on = Arc::new(Mutex::new(None));
+    let r = ran_on.clone();
+    s.launch_small("small", move || {
+        *r.lock().unwrap() = Some(std::thread::current().id());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*ran_on.lock().unwrap(), Some(me));
+    assert!(s.query());
+    // It counts as stream work: an event recorded after it is complete at once.
+    let ev = npu_runtime::Event::new(false);
+    ev.record(&s).unwrap();
+    s.synchronize().unwrap();
+    assert!(ev.query());
+}
+
+#[test]
+fn small_work_behind_queued_work_is_queued_in_order() {
+    let s = stream(14);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let l = log.clone();
+    s.launch("slow", ok(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        l.lock().unwrap().push("slow");
+    }))
+    .unwrap();
+    let l = log.clone();
+    let me = std::thread::current().id();
+    s.launch_small("small", move || {
+        assert_ne!(std::thread::current().id(), me, "queued behind other work, not inline");
+        l.lock().unwrap().push("small");
+        Ok(())
+    })
+    .unwrap();
+    s.synchronize().unwrap();
+    assert_eq!(*log.lock().unwrap(), ["slow", "small"]);
+    // Idle again: the next small work runs inline, after everything above.
+    let l = log.clone();
+    s.launch_small("small2", move || {
+        l.lock().unwrap().push("small2");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(*log.lock().unwrap(), ["slow", "small", "small2"]);
+}
+
+#[test]
+fn small_work_errors_are_sticky_like_queued_ones() {
+    let s = stream(15);
+    s.launch_small("bad_index", || Err("index 7 is out of bounds".into())).unwrap();
+    s.launch_small("boom", || panic!("kernel bug")).unwrap();
+    let e = s.synchronize().unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Kernel);
+    assert!(e.msg.contains("NPU error in bad_index: index 7 is out of bounds"), "{}", e.msg);
+    // Reported once, and the stream goes on working.
+    s.synchronize().unwrap();
+    let ran = Arc::new(AtomicBool::new(false));
+    let r = ran.clone();
+    s.launch_small("ok", move || {
+        r.store(true, Ordering::SeqCst);
+        Ok(())
+    })
+    .unwrap();
+    s.synchronize().unwrap();
+    assert!(ran.load(Ordering::SeqCst));
+}
+
+#[test]
+fn host_wait_time_counts_synchronizations() {
+    let s = stream(16);
+    let before = npu_runtime::host_wait_time();
+    s.launch("sleep", sleeper(50)).unwrap();
+    s.synchronize().unwrap();
+    assert!(npu_runtime::host_wait_time() - before >= Duration::from_millis(40));
+}

@@ -9,6 +9,11 @@ mod status;
 
 use pyo3::prelude::*;
 
+// Launch closures and their views are allocated on the Python thread and freed on a stream
+// worker; glibc malloc serializes such cross-thread frees on one arena lock, mimalloc does not.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 extern "C" {
     fn tnpu_cx_init(err: *mut std::ffi::c_char, len: usize) -> i32;
 }

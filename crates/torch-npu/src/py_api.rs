@@ -235,6 +235,12 @@ fn reset_fallback_counts() {
     crate::fallback::reset()
 }
 
+/// Seconds host threads have spent waiting for the device since start.
+#[pyfunction]
+fn host_wait_time() -> f64 {
+    rt::host_wait_time().as_secs_f64()
+}
+
 #[pyfunction]
 fn native_ops() -> Vec<&'static str> {
     crate::ops::names().collect()
@@ -264,5 +270,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(fallback_counts, m)?)?;
     m.add_function(wrap_pyfunction!(reset_fallback_counts, m)?)?;
     m.add_function(wrap_pyfunction!(native_ops, m)?)?;
+    m.add_function(wrap_pyfunction!(host_wait_time, m)?)?;
     Ok(())
 }

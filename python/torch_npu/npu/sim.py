@@ -19,3 +19,9 @@ def native_ops() -> list:
 def launch_blocking() -> bool:
     """True when ASCEND_LAUNCH_BLOCKING=1 makes every launch synchronous."""
     return _C.launch_blocking()
+
+
+def host_wait_time() -> float:
+    """Seconds host threads have spent blocked on the device since start (synchronizations,
+    reads of device data, a full launch queue), summed over threads."""
+    return _C.host_wait_time()

@@ -3,7 +3,7 @@
 use npu_kernels::{Activation, ActivationGrad, DType, UnaryOp};
 
 use super::elementwise::{check_overlap, input, input_view, output, plan, unary, Kind, Variant};
-use super::{launch, Ctx};
+use super::{launch_sized, Ctx};
 use crate::status::{Error, Result};
 
 fn float_only(name: &str, compute: DType) -> Result<()> {
@@ -35,7 +35,7 @@ fn forward(ctx: &Ctx, act: Activation, variant: Variant) -> Result<()> {
     }
     let (va, keep) = input_view(&a, &p.sizes, &name)?;
     let (dst, compute) = (out.view.clone(), p.compute);
-    launch(&name, p.device, move || {
+    launch_sized(&name, p.device, dst.numel(), move || {
         let _keep = keep;
         npu_kernels::activation(act, &dst, &va, compute).map_err(|e| e.0)
     })
@@ -58,7 +58,7 @@ fn backward(ctx: &Ctx, op: ActivationGrad, variant: Variant, saved_arg: usize) -
     let (vg, kg) = input_view(&g, &p.sizes, &name)?;
     let (vs, ks) = input_view(&s, &p.sizes, &name)?;
     let (dst, compute) = (out.view.clone(), p.compute);
-    launch(&name, p.device, move || {
+    launch_sized(&name, p.device, dst.numel(), move || {
         let _keep = (kg, ks);
         npu_kernels::activation_backward(op, &dst, &vg, &vs, compute).map_err(|e| e.0)
     })

@@ -6,7 +6,7 @@ use npu_runtime as rt;
 use npu_runtime::Event;
 
 use super::shape::expand_to;
-use super::{launch, Ctx, DeviceKind, Tensor};
+use super::{launch, launch_sized, Ctx, DeviceKind, Tensor};
 use crate::status::{Error, Result};
 
 /// What a copy must apply besides moving values: resolving a conjugate or negative bit that
@@ -70,11 +70,11 @@ pub fn copy_from(ctx: &Ctx) -> Result<()> {
             (DeviceKind::Npu, DeviceKind::Npu) => device_to_device(op, &src, &dst, src_view, resolve)?,
             (DeviceKind::Cpu, DeviceKind::Npu) => {
                 let work = copy_work(dst.view.clone(), src_view, resolve);
-                host_copy(op, dst.index, work, src.view.ptr, non_blocking)?
+                host_copy(op, dst.index, dst.numel(), work, src.view.ptr, non_blocking)?
             }
             (DeviceKind::Npu, DeviceKind::Cpu) => {
                 let work = copy_work(dst.view.clone(), src_view, resolve);
-                host_copy(op, src.index, work, dst.view.ptr, non_blocking)?
+                host_copy(op, src.index, dst.numel(), work, dst.view.ptr, non_blocking)?
             }
             _ => {
                 return Err(Error::runtime(format!(
@@ -91,7 +91,7 @@ pub fn copy_from(ctx: &Ctx) -> Result<()> {
 
 fn device_to_device(op: &str, src: &Tensor, dst: &Tensor, src_view: View, resolve: Resolve) -> Result<()> {
     if src.index == dst.index {
-        return launch(op, dst.index, copy_work(dst.view.clone(), src_view, resolve));
+        return launch_sized(op, dst.index, dst.numel(), copy_work(dst.view.clone(), src_view, resolve));
     }
     // Across devices: the copy runs on the destination's stream after the source's pending
     // work, and the source's stream waits for the copy before reusing its memory.
@@ -109,12 +109,12 @@ fn device_to_device(op: &str, src: &Tensor, dst: &Tensor, src_view: View, resolv
 
 /// `host_ptr` is the CPU side's memory: if it is pinned and the copy non-blocking, the copy
 /// stays queued and the pinned block is kept until it ran; otherwise wait for it.
-fn host_copy<F>(op: &str, device: i32, work: F, host_ptr: *mut u8, non_blocking: bool) -> Result<()>
+fn host_copy<F>(op: &str, device: i32, numel: usize, work: F, host_ptr: *mut u8, non_blocking: bool) -> Result<()>
 where
     F: FnOnce() -> std::result::Result<(), String> + Send + 'static,
 {
     let stream = rt::current_stream(device)?;
-    launch(op, device, work)?;
+    launch_sized(op, device, numel, work)?;
     if non_blocking && rt::is_pinned(host_ptr) {
         rt::host_record_stream(host_ptr, stream);
         Ok(())

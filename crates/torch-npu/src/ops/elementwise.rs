@@ -6,7 +6,7 @@ use npu_kernels::{BinaryOp, DType, Scalar, UnaryOp, View};
 
 use super::promote::{can_cast, result_type, to_float, Operand};
 use super::shape::{broadcast_shapes, expand_to};
-use super::{common_device, launch, Ctx, DeviceKind, Tensor};
+use super::{common_device, launch, launch_sized, Ctx, DeviceKind, Tensor};
 use crate::status::{Error, Result};
 
 /// Which overload of an op family is being called.
@@ -315,13 +315,13 @@ fn binary_args(ctx: &Ctx, op: BinaryOp, kind: Kind, variant: Variant, alpha_arg:
     // A host scalar on the right goes to the kernel as a value, not a view in its dtype: it
     // keeps its full precision, as PyTorch's CPU kernels keep it.
     if let Input::Host(s, _) = b {
-        return launch(&name, p.device, move || {
+        return launch_sized(&name, p.device, out.numel(), move || {
             let _keep = ka;
             npu_kernels::binary_scalar(op, &dst, &va, s, alpha, compute).map_err(|e| e.0)
         });
     }
     let (vb, kb) = input_view(&b, &p.sizes, &name)?;
-    launch(&name, p.device, move || {
+    launch_sized(&name, p.device, out.numel(), move || {
         let _keep = (ka, kb);
         npu_kernels::binary(op, &dst, &va, &vb, alpha, compute).map_err(|e| e.0)
     })
@@ -364,7 +364,7 @@ pub fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, variant: Variant) -> Result<()>
     let (va, ka) = input_view(&a, &p.sizes, &name)?;
     let dst = out.view.clone();
     let compute = p.compute;
-    launch(&name, p.device, move || {
+    launch_sized(&name, p.device, out.numel(), move || {
         let _keep = ka;
         npu_kernels::unary(op, &dst, &va, compute).map_err(|e| e.0)
     })

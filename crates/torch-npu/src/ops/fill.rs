@@ -1,7 +1,7 @@
 //! `fill_`, `zero_` and `arange`.
 use npu_kernels::Scalar;
 
-use super::{common_device, launch, Ctx};
+use super::{common_device, launch, launch_sized, Ctx};
 use crate::status::{Error, Result};
 
 fn fill(ctx: &Ctx, value: Scalar) -> Result<()> {
@@ -9,7 +9,7 @@ fn fill(ctx: &Ctx, value: Scalar) -> Result<()> {
     let device = common_device(&ctx.op, &[&dst])?;
     if dst.numel() > 0 {
         let view = dst.view.clone();
-        launch(&ctx.op, device, move || npu_kernels::fill(&view, value).map_err(|e| e.0))?;
+        launch_sized(&ctx.op, device, view.numel(), move || npu_kernels::fill(&view, value).map_err(|e| e.0))?;
     }
     ctx.return_arg(0);
     Ok(())
@@ -69,7 +69,7 @@ pub fn arange_out(ctx: &Ctx) -> Result<()> {
     let out = ctx.resize_arg(3, &[n as i64])?;
     ctx.return_arg(3);
     let dst = out.view.clone();
-    launch(&op, device, move || npu_kernels::arange(&dst, start, step).map_err(|e| e.0))
+    launch_sized(&op, device, dst.numel(), move || npu_kernels::arange(&dst, start, step).map_err(|e| e.0))
 }
 
 /// linspace.out(start, end, steps, *, out) and logspace.out(start, end, steps, base, *, out).

@@ -5,7 +5,7 @@ use npu_runtime as rt;
 use super::elementwise::{output, Variant};
 use super::promote::{result_type, Operand};
 use super::shape::{broadcast_shapes, expand_to};
-use super::{common_device, launch, Ctx, Tensor};
+use super::{common_device, launch, launch_sized, Ctx, Tensor};
 use crate::status::{Error, Result};
 
 /// masked_select(self, mask): its size depends on the mask's values, so it waits for the
@@ -103,7 +103,7 @@ fn cat_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
                 strides: out.view.strides.clone(),
             };
             let src = t.view.clone();
-            launch(&op, device, move || npu_kernels::copy(&dst, &src).map_err(|e| e.0))?;
+            launch_sized(&op, device, src.numel(), move || npu_kernels::copy(&dst, &src).map_err(|e| e.0))?;
         }
         offset += n;
     }
@@ -197,7 +197,7 @@ fn index_select_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
         return Err(Error::index(format!("{op}: index_select(): self indexing axis dim should be positive")));
     }
     let (d, s, i) = (out.view.clone(), src.view, index.view);
-    launch(&op, device, move || npu_kernels::index_select(&d, &s, dim, &i).map_err(|e| e.0))
+    launch_sized(&op, device, d.numel(), move || npu_kernels::index_select(&d, &s, dim, &i).map_err(|e| e.0))
 }
 
 pub fn index_select(ctx: &Ctx) -> Result<()> {

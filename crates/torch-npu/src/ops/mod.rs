@@ -366,6 +366,23 @@ where
     Ok(())
 }
 
+/// Work on at most this many elements runs on the calling thread when the stream is idle
+/// (`Stream::launch_small`): below it the hand-off to the stream's worker costs more than the
+/// kernel, and the result stays in the cache of the core that reads it next.
+const INLINE_MAX_ELEMENTS: usize = 4096;
+
+/// `launch` for work on `numel` elements that launches nothing itself.
+pub fn launch_sized<F>(op: &str, device: i32, numel: usize, work: F) -> Result<()>
+where
+    F: FnOnce() -> std::result::Result<(), String> + Send + 'static,
+{
+    if numel > INLINE_MAX_ELEMENTS {
+        return launch(op, device, work);
+    }
+    rt::current_stream(device)?.launch_small(op, work)?;
+    Ok(())
+}
+
 /// The npu device all `tensors` are on. 0-dim CPU tensors are allowed (read as scalars).
 pub fn common_device(op: &str, tensors: &[&Tensor]) -> Result<i32> {
     let mut device: Option<&Tensor> = None;

@@ -3,7 +3,7 @@
 use npu_kernels::{DType, ReduceOp, View};
 
 use super::elementwise::{output, Variant};
-use super::{common_device, launch, Ctx, Tensor};
+use super::{common_device, launch, launch_sized, Ctx, Tensor};
 use crate::status::{Error, Result};
 
 /// `self` (argument 0) and its device; complex inputs go to the CPU fallback (the reduction
@@ -96,7 +96,7 @@ fn run(ctx: &Ctx, op: ReduceOp, src: Tensor, dims: Vec<usize>, keepdim: bool, ou
     }
     let dst = kernel_dst(&out, src.sizes(), &dims, keepdim);
     let view = src.view.clone();
-    launch(&ctx.op, device, move || npu_kernels::reduce(op, &dst, &view, &dims, acc).map_err(|e| e.0))
+    launch_sized(&ctx.op, device, view.numel(), move || npu_kernels::reduce(op, &dst, &view, &dims, acc).map_err(|e| e.0))
 }
 
 /// sum(self, *, dtype) / sum.dim_IntList(self, dim, keepdim, *, dtype) / sum.IntList_out / mean.dim / mean.out.
@@ -302,7 +302,7 @@ fn arg(ctx: &Ctx, op: ReduceOp, variant: Variant) -> Result<()> {
         Some(d) if rank > 0 => (kernel_dst(&out, src.sizes(), &kdims, keepdim), Some(d)),
         _ => (View { sizes: vec![1], strides: vec![1], ..out.view.clone() }, None),
     };
-    launch(&name, device, move || npu_kernels::arg_reduce(op, &iv, &sv, kdim).map_err(|e| e.0))
+    launch_sized(&name, device, sv.numel(), move || npu_kernels::arg_reduce(op, &iv, &sv, kdim).map_err(|e| e.0))
 }
 
 /// linalg_vector_norm(self, ord, dim?, keepdim, *, dtype) and .out

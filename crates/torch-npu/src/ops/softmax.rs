@@ -3,7 +3,7 @@
 use npu_kernels::DType;
 
 use super::elementwise::{output, Variant};
-use super::{common_device, launch, Ctx};
+use super::{common_device, launch_sized, Ctx};
 use crate::status::{Error, Result};
 
 /// `dim` wrapped into `0..rank` (0-dim tensors take -1 and 0).
@@ -44,7 +44,7 @@ fn forward(ctx: &Ctx, log: bool, variant: Variant) -> Result<()> {
         return Ok(());
     }
     let (dst, src) = (out.view.clone(), x.view.clone());
-    launch(&op, device, move || npu_kernels::softmax(&dst, &src, dim, log).map_err(|e| e.0))
+    launch_sized(&op, device, src.numel(), move || npu_kernels::softmax(&dst, &src, dim, log).map_err(|e| e.0))
 }
 
 /// _softmax_backward_data(grad_output, output, dim, input_dtype), functional and out=.
@@ -65,7 +65,7 @@ fn backward(ctx: &Ctx, log: bool, variant: Variant) -> Result<()> {
         return Ok(());
     }
     let (dst, gv, yv) = (out.view.clone(), g.view.clone(), y.view.clone());
-    launch(&op, device, move || npu_kernels::softmax_backward(&dst, &gv, &yv, dim, log).map_err(|e| e.0))
+    launch_sized(&op, device, gv.numel(), move || npu_kernels::softmax_backward(&dst, &gv, &yv, dim, log).map_err(|e| e.0))
 }
 
 pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[

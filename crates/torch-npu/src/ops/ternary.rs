@@ -4,7 +4,7 @@ use npu_kernels::{DType, Scalar, TernaryOp, Third};
 
 use super::elementwise::{check_overlap, input, input_view, output, plan, Input, Kind, Variant};
 use super::shape::broadcast_shapes;
-use super::{launch, Ctx};
+use super::{launch, launch_sized, Ctx};
 use crate::status::{Error, Result};
 
 fn bool_mask(op: &str, what: &str, m: &Input) -> Result<()> {
@@ -48,7 +48,7 @@ fn where_self(ctx: &Ctx, variant: Variant) -> Result<()> {
     let (va, ka) = input_view(&a, &p.sizes, &op)?;
     let (vb, kb) = input_view(&b, &p.sizes, &op)?;
     let dst = out.view.clone();
-    launch(&op, p.device, move || {
+    launch_sized(&op, p.device, dst.numel(), move || {
         let _keep = (ka, kb);
         npu_kernels::where_(&dst, &vc, &va, &vb).map_err(|e| e.0)
     })
