@@ -115,7 +115,9 @@ impl StreamState {
         // cycle with that stream waiting (through an event) on the worker's own stream.
         let backlog_limit = self.submitted().saturating_sub(MAX_QUEUED_PER_STREAM - 1);
         if !self.is_done(backlog_limit) && !on_any_worker() {
-            self.wait_for(backlog_limit);
+            // Full: sleep until half the queue has drained rather than waking (and spinning)
+            // once per completed task, which would take a core from the kernels.
+            self.wait_for(backlog_limit + MAX_QUEUED_PER_STREAM / 2);
         }
         let mut q = lock(&self.queue);
         if !q.worker_started {

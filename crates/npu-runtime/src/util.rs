@@ -31,6 +31,9 @@ pub(crate) fn spin_until(limit: Duration, mut cond: impl FnMut() -> bool) -> boo
         if start.elapsed() >= limit {
             return cond();
         }
+        // Let a runnable compute thread have this core: on small machines the kernel being
+        // waited for may need it.
+        std::thread::yield_now();
     }
 }
 

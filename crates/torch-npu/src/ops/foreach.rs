@@ -2,6 +2,7 @@
 //! runs the elementwise kernel over every tensor of the lists, in place or into new tensors
 //! returned as one list.
 use npu_kernels::{BinaryOp, DType, Scalar, TernaryOp, Third, UnaryOp, View};
+use rayon::prelude::*;
 
 use super::elementwise::Kind;
 use super::promote::{can_cast, result_type, to_float, Operand};
@@ -73,12 +74,24 @@ fn destination(ctx: &Ctx, inplace: bool, s: &Tensor, dtype: DType, device: i32) 
     }
 }
 
-fn finish(ctx: &Ctx, inplace: bool, device: Option<i32>, work: Vec<Box<dyn FnOnce() -> std::result::Result<(), String> + Send>>) -> Result<()> {
+/// One tensor's kernel and its element count.
+struct Item(usize, Box<dyn FnOnce() -> std::result::Result<(), String> + Send>);
+
+/// Tensors at least this large run one after another, each split over the pool. Smaller ones
+/// run whole, side by side: one fork-join for all of them instead of one per tensor (an
+/// optimizer's parameter list is mostly small tensors).
+const SPLIT_MIN_ELEMENTS: usize = 1 << 20;
+
+fn finish(ctx: &Ctx, inplace: bool, device: Option<i32>, work: Vec<Item>) -> Result<()> {
     if !inplace {
         ctx.pack_results();
     }
     let Some(device) = device else { return Ok(()) };
-    launch(&ctx.op, device, move || work.into_iter().try_for_each(|w| w()))
+    launch(&ctx.op, device, move || {
+        let (big, small): (Vec<Item>, Vec<Item>) = work.into_iter().partition(|w| w.0 >= SPLIT_MIN_ELEMENTS);
+        big.into_iter().try_for_each(|w| (w.1)())?;
+        small.into_par_iter().try_for_each(|w| npu_kernels::with_sequential(w.1))
+    })
 }
 
 fn selves(ctx: &Ctx) -> Result<(Vec<Tensor>, Option<i32>)> {
@@ -100,7 +113,7 @@ fn binary(ctx: &Ctx, op: BinaryOp, kind: Kind, other: Other, alpha_arg: Option<u
         None => Scalar::Int(1),
     };
     let default = ctx.default_float();
-    let mut work: Vec<Box<dyn FnOnce() -> std::result::Result<(), String> + Send>> = Vec::new();
+    let mut work: Vec<Item> = Vec::new();
     for (s, (b, bo)) in list.iter().zip(others) {
         let promoted = result_type(&[Operand::of(s), bo], default);
         let compute = if kind == Kind::Float { to_float(promoted, default) } else { promoted };
@@ -109,10 +122,11 @@ fn binary(ctx: &Ctx, op: BinaryOp, kind: Kind, other: Other, alpha_arg: Option<u
         }
         let dst = destination(ctx, inplace, s, compute, device.unwrap_or(0))?;
         let a = s.view.clone();
-        work.push(match b {
+        let numel = dst.numel();
+        work.push(Item(numel, match b {
             Value::View(b) => Box::new(move || npu_kernels::binary(op, &dst, &a, &b, alpha, compute).map_err(|e| e.0)),
             Value::Scalar(v) => Box::new(move || npu_kernels::binary_scalar(op, &dst, &a, v, alpha, compute).map_err(|e| e.0)),
-        });
+        }));
     }
     finish(ctx, inplace, device, work)
 }
@@ -120,7 +134,7 @@ fn binary(ctx: &Ctx, op: BinaryOp, kind: Kind, other: Other, alpha_arg: Option<u
 fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, inplace: bool) -> Result<()> {
     let (list, device) = selves(ctx)?;
     let default = ctx.default_float();
-    let mut work: Vec<Box<dyn FnOnce() -> std::result::Result<(), String> + Send>> = Vec::new();
+    let mut work: Vec<Item> = Vec::new();
     for s in &list {
         let compute = if kind == Kind::Float { to_float(s.dtype(), default) } else { s.dtype() };
         if !op.accepts(compute) {
@@ -128,7 +142,7 @@ fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, inplace: bool) -> Result<()> {
         }
         let dst = destination(ctx, inplace, s, compute, device.unwrap_or(0))?;
         let a = s.view.clone();
-        work.push(Box::new(move || npu_kernels::unary(op, &dst, &a, compute).map_err(|e| e.0)));
+        work.push(Item(dst.numel(), Box::new(move || npu_kernels::unary(op, &dst, &a, compute).map_err(|e| e.0))));
     }
     finish(ctx, inplace, device, work)
 }
@@ -145,7 +159,7 @@ fn ternary(ctx: &Ctx, op: TernaryOp, last: Other, inplace: bool) -> Result<()> {
         (Some(values(ctx, Other::List(2), n, &list)?), values(ctx, last, n, &list)?)
     };
     let default = ctx.default_float();
-    let mut work: Vec<Box<dyn FnOnce() -> std::result::Result<(), String> + Send>> = Vec::new();
+    let mut work: Vec<Item> = Vec::new();
     let mut cs = c.map(|v| v.into_iter());
     for ((s, (bv, bo)), (sv, _)) in list.iter().zip(b).zip(scalars) {
         let third = cs.as_mut().and_then(|it| it.next());
@@ -166,13 +180,13 @@ fn ternary(ctx: &Ctx, op: TernaryOp, last: Other, inplace: bool) -> Result<()> {
             (None, Value::View(w)) => (Some(w), Scalar::Int(1)),
             _ => return Err(Error::runtime(format!("{}: unsupported arguments", ctx.op))),
         };
-        work.push(Box::new(move || {
+        work.push(Item(dst.numel(), Box::new(move || {
             let t = match (&third_view, op) {
                 (Some(v), _) => Third::View(v),
                 (None, _) => Third::Scalar(value),
             };
             npu_kernels::ternary(op, &dst, &a, &bv, t, value, compute).map_err(|e| e.0)
-        }));
+        })));
     }
     finish(ctx, inplace, device, work)
 }
@@ -183,7 +197,7 @@ fn zero_(ctx: &Ctx) -> Result<()> {
         .iter()
         .map(|t| {
             let v = t.view.clone();
-            Box::new(move || npu_kernels::fill(&v, Scalar::Int(0)).map_err(|e| e.0)) as Box<dyn FnOnce() -> std::result::Result<(), String> + Send>
+            Item(v.numel(), Box::new(move || npu_kernels::fill(&v, Scalar::Int(0)).map_err(|e| e.0)))
         })
         .collect();
     finish(ctx, true, device, work)
