@@ -128,9 +128,9 @@ with_avx2!(fn ln_row<F: Float>(xs: &[F], ys: &mut [F], w: Option<&[F]>, b: Optio
 #[inline(always)]
 fn ln_row_body<F: Float>(xs: &[F], ys: &mut [F], w: Option<&[F]>, b: Option<&[F]>, eps: f64) -> (F, F) {
     let n = xs.len();
-    let mu = crate::softmax::lane_sum(n, |i| xs[i].to_f64()) / n as f64;
-    let var = crate::softmax::lane_sum(n, |i| {
-        let d = xs[i].to_f64() - mu;
+    let mu = crate::softmax::lane_sum_map(xs, |x| x.to_f64()) / n as f64;
+    let var = crate::softmax::lane_sum_map(xs, |x| {
+        let d = x.to_f64() - mu;
         d * d
     }) / n as f64;
     let rs = 1.0 / (var + eps).sqrt();
@@ -204,19 +204,8 @@ fn ln_backward<F: Float>(
                 unsafe {
                     let (dys, xs, out) = (dyp.slice(r * n, n), xp.slice(r * n, n), op.slice(r * n, n));
                     let (mu, rs) = ((*mup.at(r)).to_f64(), (*rsp.at(r)).to_f64());
-                    // dxhat = dy * w; dx = rstd * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat))
-                    let (mut s1, mut s2) = (0f64, 0f64);
-                    for j in 0..n {
-                        let g = dys[j].to_f64() * wp.map_or(1.0, |w| (*w.at(j)).to_f64());
-                        s1 += g;
-                        s2 += g * (xs[j].to_f64() - mu) * rs;
-                    }
-                    let (a, b) = (s1 / n as f64, s2 / n as f64);
-                    for j in 0..n {
-                        let g = dys[j].to_f64() * wp.map_or(1.0, |w| (*w.at(j)).to_f64());
-                        let xhat = (xs[j].to_f64() - mu) * rs;
-                        out[j] = F::c(rs * (g - a - xhat * b));
-                    }
+                    let ws = wp.map(|w| w.slice(0, n) as &[F]);
+                    ln_grad_input_row(dys, xs, ws, mu, rs, out);
                 }
             }
         });
@@ -234,11 +223,7 @@ fn ln_backward<F: Float>(
                     for r in c * ROWS_PER_CHUNK..((c + 1) * ROWS_PER_CHUNK).min(m) {
                         let (dys, xs) = (dyp.slice(r * n, n), xp.slice(r * n, n));
                         let (mu, rs) = ((*mup.at(r)).to_f64(), (*rsp.at(r)).to_f64());
-                        for j in 0..n {
-                            let g = dys[j].to_f64();
-                            sw[j] += g * (xs[j].to_f64() - mu) * rs;
-                            sb[j] += g;
-                        }
+                        ln_param_grad_row(dys, xs, mu, rs, sw, sb);
                     }
                 }
             }
@@ -260,6 +245,53 @@ fn ln_backward<F: Float>(
         }
     }
     Ok(())
+}
+
+with_avx2!(fn ln_grad_input_row<F: Float>(dys: &[F], xs: &[F], w: Option<&[F]>, mu: f64, rs: f64, out: &mut [F]) => ln_grad_input_row_body);
+
+/// One row of the input gradient, in f64: with `g = dy * w` and `xhat = (x - mean) * rstd`,
+/// `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`. The sums run in 8 lanes.
+#[inline(always)]
+fn ln_grad_input_row_body<F: Float>(dys: &[F], xs: &[F], w: Option<&[F]>, mu: f64, rs: f64, out: &mut [F]) {
+    let n = xs.len();
+    let (dys, out) = (&dys[..n], &mut out[..n]);
+    let xhat = |j: usize| (xs[j].to_f64() - mu) * rs;
+    let (a, b) = match w {
+        Some(w) => {
+            let w = &w[..n];
+            let g = |j: usize| dys[j].to_f64() * w[j].to_f64();
+            (crate::softmax::lane_sum(n, g), crate::softmax::lane_sum(n, |j| g(j) * xhat(j)))
+        }
+        None => (crate::softmax::lane_sum(n, |j| dys[j].to_f64()), crate::softmax::lane_sum(n, |j| dys[j].to_f64() * xhat(j))),
+    };
+    let (a, b) = (a / n as f64, b / n as f64);
+    match w {
+        Some(w) => {
+            let w = &w[..n];
+            for j in 0..n {
+                out[j] = F::c(rs * (dys[j].to_f64() * w[j].to_f64() - a - xhat(j) * b));
+            }
+        }
+        None => {
+            for j in 0..n {
+                out[j] = F::c(rs * (dys[j].to_f64() - a - xhat(j) * b));
+            }
+        }
+    }
+}
+
+with_avx2!(fn ln_param_grad_row<F: Float>(dys: &[F], xs: &[F], mu: f64, rs: f64, sw: &mut [f64], sb: &mut [f64]) => ln_param_grad_row_body);
+
+/// Adds one row's contribution to the weight (`dy * xhat`) and bias (`dy`) gradient sums.
+#[inline(always)]
+fn ln_param_grad_row_body<F: Float>(dys: &[F], xs: &[F], mu: f64, rs: f64, sw: &mut [f64], sb: &mut [f64]) {
+    let n = xs.len();
+    let (dys, sw, sb) = (&dys[..n], &mut sw[..n], &mut sb[..n]);
+    for j in 0..n {
+        let g = dys[j].to_f64();
+        sw[j] += g * (xs[j].to_f64() - mu) * rs;
+        sb[j] += g;
+    }
 }
 
 /// Batch normalisation over `[N, C, S]` (channels in dim 1; S the product of spatial dims).

@@ -129,15 +129,40 @@ fn max_of<F: Float>(xs: &[F]) -> F {
 #[inline(always)]
 pub(crate) fn lane_sum<F: Float>(n: usize, f: impl Fn(usize) -> F) -> F {
     let mut acc = [F::ZERO; 8];
-    let full = n / 8 * 8;
-    for i in (0..full).step_by(8) {
+    // `i + 8 <= n` (not a stepped range) lets the compiler drop the callers' bounds checks on
+    // `i + k`, so the 8 lanes become one vector.
+    let mut i = 0;
+    while i + 8 <= n {
         for (k, a) in acc.iter_mut().enumerate() {
             *a = *a + f(i + k);
         }
+        i += 8;
     }
     let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for i in full..n {
+    while i < n {
         s = s + f(i);
+        i += 1;
+    }
+    s
+}
+
+/// `sum(f(x))` over a slice in 8 lanes, in the same order as [`lane_sum`]; fixed-size chunks
+/// let the compiler turn the lanes into one vector.
+#[inline(always)]
+pub(crate) fn lane_sum_map<T: Copy, F: Float>(xs: &[T], f: impl Fn(T) -> F) -> F {
+    let mut acc = [F::ZERO; 8];
+    let chunks = xs.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        let c: &[T; 8] = c.try_into().expect("chunks of 8");
+        let v: [F; 8] = c.map(&f);
+        for k in 0..8 {
+            acc[k] = acc[k] + v[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    for &x in rest {
+        s = s + f(x);
     }
     s
 }
