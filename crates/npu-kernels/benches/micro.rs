@@ -268,8 +268,33 @@ fn one_unary_op() {
     println!("{op:?} f32 1M sequential: {t:.3} ms");
 }
 
+/// Square matrix products in f32 and bf16, in GFLOP/s.
+fn matmuls() {
+    for dt in [DType::F32, DType::BF16] {
+        for n in [1024usize, 2048] {
+            let bytes = n * n * dt.size();
+            let (mut a, mut b, mut c) = (vec![0u8; bytes], vec![0u8; bytes], vec![0u8; bytes]);
+            // small nonzero values in either dtype: the bit patterns of 1.0 + i / 1024
+            let one = if dt == DType::F32 { 0x3f80_0000u32 } else { 0x3f80 };
+            for (i, ch) in a.chunks_mut(dt.size()).chain(b.chunks_mut(dt.size())).enumerate() {
+                let v = one | ((i % 127) as u32) << if dt == DType::F32 { 16 } else { 0 };
+                ch.copy_from_slice(&v.to_le_bytes()[..dt.size()]);
+            }
+            let s = [n as i64, n as i64];
+            let (av, bv, cv) = (view(&mut a, dt, &s), view(&mut b, dt, &s), view(&mut c, dt, &s));
+            let t = median_ms(|| matmul(&cv, &av, &bv, Scalar::Int(1), Scalar::Int(0)).unwrap(), 11);
+            println!("matmul {dt:?} {n}: {t:.2} ms ({:.0} GFLOP/s)", 2.0 * (n * n * n) as f64 / t / 1e6);
+        }
+    }
+}
+
 fn main() {
+    // `cargo bench -p npu-kernels --bench micro -- matmul` runs only the products.
+    if std::env::args().any(|a| a == "matmul") {
+        return matmuls();
+    }
     bench();
     small_op_latency();
     one_unary_op();
+    matmuls();
 }

@@ -24,6 +24,7 @@ mod elementwise;
 mod embedding_bag;
 mod fill;
 mod gather;
+mod gemm_bf16;
 mod loss;
 mod math;
 mod matmul;

@@ -1,8 +1,9 @@
 //! Matrix products: `dst = beta * dst + alpha * a @ b`, batched, on strided views.
 //!
 //! f32 and f64 go straight to the `gemm` crate with the views' own strides (transposed and
-//! broadcast operands need no copy). f16 and bf16 are staged in f32 and rounded once, as
-//! PyTorch's CPU kernels accumulate them in f32. Integer types use an exact i64 loop with
+//! broadcast operands need no copy). bf16 uses the AVX512-BF16 kernel of `gemm_bf16` where
+//! the CPU has it. Otherwise f16 and bf16 are staged in f32; either way they accumulate in
+//! f32 and round once, as PyTorch's CPU kernels do. Integer types use an exact i64 loop with
 //! wrapping arithmetic, which equals PyTorch's result modulo the width of the type.
 
 use gemm::Parallelism;
@@ -44,6 +45,7 @@ pub fn matmul(dst: &View, a: &View, b: &View, alpha: Scalar, beta: Scalar) -> Re
     match dtype {
         DType::F32 => unsafe { run_float::<f32>(dst, a, b, &shape, alpha, beta, beta_zero) },
         DType::F64 => unsafe { run_float::<f64>(dst, a, b, &shape, alpha, beta, beta_zero) },
+        DType::BF16 if crate::gemm_bf16::available() => unsafe { run_bf16(dst, a, b, alpha, beta, beta_zero)? },
         DType::F16 | DType::BF16 => {
             let (sa, sb) = (Dense::of(a, DType::F32)?, Dense::of(b, DType::F32)?);
             let sd = if beta_zero {
@@ -246,6 +248,53 @@ unsafe fn run_float<T: Element>(
             one_product(off, !beta_zero, beta, par);
         }
     }
+}
+
+/// bf16 products with bf16 multiplies and f32 accumulation (`gemm_bf16`), rounded once:
+/// straight into `dst`, or, when the products of a batch are summed (addbmm), into an f32
+/// copy of it written back at the end.
+///
+/// # Safety
+/// The views were validated; `gemm_bf16::available()`.
+unsafe fn run_bf16(dst: &View, a: &View, b: &View, alpha: Scalar, beta: Scalar, beta_zero: bool) -> Result<(), KernelError> {
+    use crate::gemm_bf16::{gemm, Mat, Out};
+    let s = Shape::of(dst, a, b)?;
+    let (alpha, beta): (f32, f32) = (alpha.to_element(), beta.to_element());
+    let [(drs, dcs), (ars, acs), (brs, bcs)] = s.rc;
+    let (pa, pb) = (P(a.ptr as *mut u16), P(b.ptr as *mut u16));
+    let mats = |oa: isize, ob: isize| {
+        (Mat { ptr: pa.get().offset(oa), rs: ars, cs: acs }, Mat { ptr: pb.get().offset(ob), rs: brs, cs: bcs })
+    };
+    if s.summed {
+        let sd = if beta_zero { Dense::zeroed(DType::F32, &dst.sizes) } else { Dense::of(dst, DType::F32)? };
+        let c = std::slice::from_raw_parts_mut(sd.ptr::<f32>(), sd.view.numel());
+        if !beta_zero {
+            c.iter_mut().for_each(|v| *v *= beta);
+        }
+        for &(_, oa, ob) in &s.batches {
+            let (am, bm) = mats(oa, ob);
+            gemm(s.m, s.n, s.k, am, bm, Out::F32 { ptr: c.as_mut_ptr(), ldc: s.n }, alpha);
+        }
+        return sd.store(dst);
+    }
+    let pd = P(dst.ptr as *mut u16);
+    let one_product = |(od, oa, ob): (isize, isize, isize)| {
+        let (am, bm) = mats(oa, ob);
+        let out = Out::Bf16 { ptr: pd.get().offset(od), rs: drs, cs: dcs, beta: (!beta_zero).then_some(beta) };
+        gemm(s.m, s.n, s.k, am, bm, out, alpha);
+    };
+    if s.macs() < PAR_MACS && s.batches.len() > 1 {
+        // Many small products: one thread each.
+        let grain = (PAR_MACS / s.macs().max(1)).max(1);
+        par_ranges(s.batches.len(), grain, |r| {
+            crate::view::with_sequential(|| s.batches[r].iter().for_each(|&off| one_product(off)))
+        });
+    } else if s.macs() < PAR_MACS {
+        crate::view::with_sequential(|| s.batches.iter().for_each(|&off| one_product(off)));
+    } else {
+        s.batches.iter().for_each(|&off| one_product(off));
+    }
+    Ok(())
 }
 
 /// Exact integer products on contiguous i64 staging buffers.

@@ -1,0 +1,271 @@
+//! bf16 matrix products on AVX512-BF16: `vdpbf16ps` multiplies pairs of bf16 values and adds
+//! both (exact) products to f32 accumulators, which is how oneDNN computes PyTorch's CPU bf16
+//! matmul on such machines. Both operands are packed once into panels the microkernel
+//! streams: A in MR-row panels and B in NR-column panels, each element of a panel being the
+//! pair (k, k+1) in one 32-bit word (an odd K is padded with a zero). A tile accumulates over
+//! all of K in registers, then is written once: rounded to bf16 (`dst = alpha * acc + beta *
+//! dst`), or added to an f32 buffer when the caller sums several products.
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+use crate::dense::P;
+use crate::view::par_ranges;
+
+/// Rows and columns of the microkernel's tile: 12 x 2 zmm accumulators of 16 f32.
+const MR: usize = 14;
+const NR: usize = 32;
+/// Columns of B one task covers (its packed panels stay in L2 while A panels stream by).
+const NC: usize = 256;
+/// Rows of A one task covers.
+const MC: usize = 7 * MR;
+
+/// A strided bf16 matrix (raw bits): element (i, j) is at `ptr + i * rs + j * cs`.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat {
+    pub ptr: *const u16,
+    pub rs: isize,
+    pub cs: isize,
+}
+unsafe impl Send for Mat {}
+unsafe impl Sync for Mat {}
+
+/// Whether this CPU runs the kernel.
+pub(crate) fn available() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Packs `count` lines (rows of A, columns of B) over depths `0..k` into panels of `width`
+/// lines at `out`: word `q * width + l` of panel `p` holds the bf16 pair at depths `2q` (low
+/// half) and `2q + 1` (high half) of line `p * width + l`, zero past the end of either.
+/// Element (line, depth) is at `x + line * ls + depth * ds`. Writes every word of the
+/// `count.div_ceil(width)` panels.
+unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, width: usize, k: usize, out: *mut u32) {
+    let kp = k.div_ceil(2);
+    // Pairs whose second depth exists; an odd `k` leaves one half pair at the end.
+    let whole = k / 2;
+    let po = P(out);
+    let xp = P(x as *mut u16);
+    let el = |line: usize, depth: usize| *xp.get().offset(line as isize * ls + depth as isize * ds) as u32;
+    par_ranges(count.div_ceil(width), 2, |panels| {
+        for p in panels {
+            let panel = po.at(p * kp * width);
+            let lines = width.min(count - p * width);
+            if ds == 1 {
+                // Depth runs along memory: each pair is one (unaligned) 32-bit word.
+                for l in 0..lines {
+                    let src = xp.get().offset((p * width + l) as isize * ls);
+                    for q in 0..whole {
+                        *panel.add(q * width + l) = (src.add(2 * q) as *const u32).read_unaligned();
+                    }
+                }
+            } else if ls == 1 && lines == NR && width == NR {
+                // Lines run along memory: interleave two depth rows (fixed width: vectorized).
+                for q in 0..whole {
+                    let row = |d: usize| &*(xp.get().offset((p * width) as isize + d as isize * ds) as *const [u16; NR]);
+                    let (lo, hi) = (row(2 * q), row(2 * q + 1));
+                    let dst = &mut *(panel.add(q * width) as *mut [u32; NR]);
+                    for c in 0..NR {
+                        dst[c] = lo[c] as u32 | (hi[c] as u32) << 16;
+                    }
+                }
+            } else if ls == 1 {
+                for q in 0..whole {
+                    let row = |d: usize| std::slice::from_raw_parts(xp.get().offset((p * width) as isize + d as isize * ds), lines);
+                    let dst = std::slice::from_raw_parts_mut(panel.add(q * width), lines);
+                    for ((d, &a), &b) in dst.iter_mut().zip(row(2 * q)).zip(row(2 * q + 1)) {
+                        *d = a as u32 | (b as u32) << 16;
+                    }
+                }
+            } else {
+                for l in 0..lines {
+                    for q in 0..whole {
+                        let line = p * width + l;
+                        *panel.add(q * width + l) = el(line, 2 * q) | el(line, 2 * q + 1) << 16;
+                    }
+                }
+            }
+            for q in 0..kp {
+                if q == whole {
+                    for l in 0..lines {
+                        *panel.add(q * width + l) = el(p * width + l, 2 * q);
+                    }
+                }
+                for l in lines..width {
+                    *panel.add(q * width + l) = 0;
+                }
+            }
+        }
+    });
+}
+
+/// Packed operands of the products this thread runs. Kept between calls: fresh pages cost a
+/// page fault each on first touch, which took a fifth of a 1024 x 1024 product.
+struct PackBuffer(Vec<u32>);
+
+/// Largest buffer kept for the next call (64 MiB); larger ones are freed after use.
+const KEEP_WORDS: usize = 16 << 20;
+
+thread_local! {
+    static PACK: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+impl PackBuffer {
+    /// A buffer of at least `len` words, contents unspecified: `pack` writes every word it
+    /// later reads (padding included).
+    fn take(len: usize) -> PackBuffer {
+        let mut v = PACK.with(|c| c.take());
+        if v.capacity() < len {
+            v = Vec::with_capacity(len);
+        }
+        // SAFETY: u32 has no invalid values and nothing reads a word before `pack` wrote it.
+        unsafe { v.set_len(len) };
+        PackBuffer(v)
+    }
+}
+
+impl Drop for PackBuffer {
+    fn drop(&mut self) {
+        if self.0.capacity() <= KEEP_WORDS {
+            let v = std::mem::take(&mut self.0);
+            PACK.with(|c| c.set(v));
+        }
+    }
+}
+
+/// Where a product goes.
+#[derive(Clone, Copy)]
+pub(crate) enum Out {
+    /// `c[i * ldc + j] += alpha * acc` (f32).
+    F32 { ptr: *mut f32, ldc: usize },
+    /// `dst(i, j) = bf16(alpha * acc + beta * dst(i, j))`, the old value ignored without beta.
+    Bf16 { ptr: *mut u16, rs: isize, cs: isize, beta: Option<f32> },
+}
+unsafe impl Send for Out {}
+unsafe impl Sync for Out {}
+
+/// One MR x NR tile at (`i0`, `j0`) over `kp` pairs, of which the `rows` x `cols` corner
+/// exists in the output.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bf16")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(kp: usize, a: *const u32, b: *const u32, out: Out, i0: usize, j0: usize, rows: usize, cols: usize, alpha: f32) {
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    for q in 0..kp {
+        let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(q * NR) as *const _));
+        let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(b.add(q * NR + 16) as *const _));
+        let ap = a.add(q * MR);
+        for (r, acc) in acc.iter_mut().enumerate() {
+            let av: __m512bh = std::mem::transmute(_mm512_set1_epi32(*ap.add(r) as i32));
+            acc[0] = _mm512_dpbf16_ps(acc[0], av, b0);
+            acc[1] = _mm512_dpbf16_ps(acc[1], av, b1);
+        }
+    }
+    let al = _mm512_set1_ps(alpha);
+    let full = rows == MR && cols == NR;
+    match out {
+        Out::F32 { ptr, ldc } if full => {
+            for (r, acc) in acc.iter().enumerate() {
+                for (h, v) in acc.iter().enumerate() {
+                    let p = ptr.add((i0 + r) * ldc + j0 + 16 * h);
+                    _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), _mm512_mul_ps(al, *v)));
+                }
+            }
+        }
+        Out::Bf16 { ptr, rs, cs: 1, beta } if full => {
+            for (r, acc) in acc.iter().enumerate() {
+                for (h, v) in acc.iter().enumerate() {
+                    let p = ptr.offset((i0 + r) as isize * rs + (j0 + 16 * h) as isize);
+                    let mut y = _mm512_mul_ps(al, *v);
+                    if let Some(beta) = beta {
+                        let old = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const _));
+                        let old = _mm512_castsi512_ps(_mm512_slli_epi32(old, 16));
+                        y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_set1_ps(beta), old));
+                    }
+                    _mm256_storeu_si256(p as *mut _, to_bf16(y));
+                }
+            }
+        }
+        _ => {
+            let mut t = [0f32; MR * NR];
+            for (r, acc) in acc.iter().enumerate() {
+                _mm512_storeu_ps(t.as_mut_ptr().add(r * NR), _mm512_mul_ps(al, acc[0]));
+                _mm512_storeu_ps(t.as_mut_ptr().add(r * NR + 16), _mm512_mul_ps(al, acc[1]));
+            }
+            for r in 0..rows {
+                for j in 0..cols {
+                    let v = t[r * NR + j];
+                    let (i, jj) = (i0 + r, j0 + j);
+                    match out {
+                        Out::F32 { ptr, ldc } => *ptr.add(i * ldc + jj) += v,
+                        Out::Bf16 { ptr, rs, cs, beta } => {
+                            let p = ptr.offset(i as isize * rs + jj as isize * cs);
+                            let old = beta.map_or(0.0, |b| b * f32::from_bits((*p as u32) << 16));
+                            *p = crate::convert::f32_to_bf16(v + old).to_bits();
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// f32 -> bf16 with round to nearest even and NaN as 0x7FC0: `convert::f32_to_bf16`, 16 at once.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn to_bf16(v: __m512) -> __m256i {
+    let bits = _mm512_castps_si512(v);
+    let lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+    let rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
+    let nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, _mm512_set1_epi32(0x7FC0)))
+}
+
+/// `out = alpha * a @ b` (see [`Out`]) for an `m x k` `a` and a `k x n` `b`, on the global
+/// pool (unless the caller runs sequentially).
+///
+/// # Safety
+/// [`available`] is true; `a` and `b` address `m x k` and `k x n` readable elements, `out` an
+/// `m x n` writable matrix that nothing else accesses meanwhile.
+pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out, alpha: f32) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if m == 0 || n == 0 {
+            return;
+        }
+        let kp = k.div_ceil(2);
+        let (mpanels, npanels) = (m.div_ceil(MR), n.div_ceil(NR));
+        let (alen, blen) = (mpanels * MR * kp, npanels * NR * kp);
+        let mut buf = PackBuffer::take(alen + blen);
+        let (ap, bp) = (P(buf.0.as_mut_ptr()), P(buf.0.as_mut_ptr().add(alen)));
+        pack(a.ptr, a.rs, a.cs, m, MR, k, ap.get());
+        pack(b.ptr, b.cs, b.rs, n, NR, k, bp.get());
+        let (mtasks, ntasks) = (m.div_ceil(MC), n.div_ceil(NC));
+        par_ranges(mtasks * ntasks, 1, |tasks| {
+            for task in tasks {
+                let (ti, tj) = (task / ntasks, task % ntasks);
+                let (p0, p1) = (ti * MC / MR, ((ti + 1) * MC / MR).min(mpanels));
+                let (t0, t1) = (tj * NC / NR, ((tj + 1) * NC / NR).min(npanels));
+                for t in t0..t1 {
+                    let cols = NR.min(n - t * NR);
+                    for p in p0..p1 {
+                        let rows = MR.min(m - p * MR);
+                        tile(kp, ap.at(p * kp * MR), bp.at(t * kp * NR), out, p * MR, t * NR, rows, cols, alpha);
+                    }
+                }
+            }
+        });
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (m, n, k, a, b, out, alpha);
+        unreachable!("gemm_bf16::gemm needs AVX512-BF16");
+    }
+}
