@@ -6,6 +6,8 @@ use crate::KernelError;
 use rayon::prelude::*;
 use std::cell::Cell;
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 
 /// A tensor view: `ptr` points at the first element (storage offset already applied), strides
 /// count elements. Any rank, 0-dim and zero-size included; stride 0 broadcasts.
@@ -351,14 +353,120 @@ pub(crate) fn par_ranges(n: usize, grain: usize, f: impl Fn(Range<usize>) + Sync
     // A few chunks per thread so an unlucky slow thread does not hold everyone up.
     let chunk = n.div_ceil(threads * 4).max(grain);
     let chunks = n.div_ceil(chunk);
-    (0..chunks)
-        .into_par_iter()
-        .for_each(|c| f(c * chunk..((c + 1) * chunk).min(n)));
+    let run = |c: usize| f(c * chunk..((c + 1) * chunk).min(n));
+    if rayon::current_thread_index().is_some() {
+        // Already on a pool thread (nested parallelism): rayon's own splitting.
+        (0..chunks).into_par_iter().for_each(run);
+    } else {
+        shared_chunks(chunks, threads - 1, &run);
+    }
+}
+
+/// The chunks of one `shared_chunks` call, claimed one at a time by the calling thread and by
+/// helper jobs on the pool.
+struct Shared {
+    next: AtomicUsize,
+    done: AtomicUsize,
+    chunks: usize,
+    panicked: AtomicBool,
+    /// The caller's `f`, lifetime erased: dereferenced only after claiming a chunk, and the
+    /// caller returns only once every claimed chunk is done (see `claim_and_run`).
+    f: *const (dyn Fn(usize) + Sync),
+}
+unsafe impl Send for Shared {}
+unsafe impl Sync for Shared {}
+
+impl Shared {
+    /// Runs chunks until none is left. A panic is caught and recorded (the remaining chunks
+    /// are then claimed without running), so the caller never waits for a chunk forever.
+    fn claim_and_run(&self) {
+        loop {
+            let c = self.next.fetch_add(1, Ordering::Relaxed);
+            if c >= self.chunks {
+                return;
+            }
+            if !self.panicked.load(Ordering::Relaxed) {
+                // SAFETY: chunk `c` is claimed and not done, so the caller is still waiting
+                // in `shared_chunks` and `f` is alive.
+                let f = unsafe { &*self.f };
+                if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(c))).is_err() {
+                    self.panicked.store(true, Ordering::Relaxed);
+                }
+            }
+            self.done.fetch_add(1, Ordering::Release);
+        }
+    }
+}
+
+/// Runs `f(0..chunks)` on the calling thread (not a pool thread) and on up to `helpers` jobs
+/// spawned on the pool. The caller starts at once and takes chunks itself: no wait for a pool
+/// thread to wake before the work starts, and none for one that woke too late to get a chunk
+/// (rayon's `par_iter` from outside the pool waits for both, at tens of µs per kernel on these
+/// VMs). Returns when every chunk is done; re-raises a panic of `f`.
+fn shared_chunks(chunks: usize, helpers: usize, f: &(dyn Fn(usize) + Sync)) {
+    // SAFETY: only the lifetime is erased; see `Shared::f`.
+    let f: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
+    let shared = Arc::new(Shared {
+        next: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+        chunks,
+        panicked: AtomicBool::new(false),
+        f,
+    });
+    for _ in 0..helpers.min(chunks - 1) {
+        let s = shared.clone();
+        rayon::spawn(move || s.claim_and_run());
+    }
+    shared.claim_and_run();
+    // The last chunks finish on other threads within about one chunk's time.
+    while shared.done.load(Ordering::Acquire) < chunks {
+        std::hint::spin_loop();
+        std::thread::yield_now();
+    }
+    if shared.panicked.load(Ordering::Relaxed) {
+        panic!("a parallel kernel chunk panicked");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shared_chunks_run_each_chunk_once_from_many_threads() {
+        std::thread::scope(|sc| {
+            for t in 0..4 {
+                sc.spawn(move || {
+                    for round in 0..200 {
+                        let chunks = 1 + (t * 7 + round) % 13;
+                        let hits: Vec<AtomicUsize> = (0..chunks).map(|_| AtomicUsize::new(0)).collect();
+                        shared_chunks(chunks, 1 + round % 3, &|c| {
+                            hits[c].fetch_add(1, Ordering::Relaxed);
+                        });
+                        assert!(hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+                    }
+                });
+            }
+        });
+    }
+
+    #[test]
+    fn a_panicking_chunk_is_reraised_after_the_others() {
+        let done = AtomicUsize::new(0);
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            shared_chunks(8, 1, &|c| {
+                if c == 3 {
+                    panic!("chunk 3");
+                }
+                done.fetch_add(1, Ordering::Relaxed);
+            })
+        }));
+        assert!(r.is_err());
+        // Nothing runs after the call returned; the chunks claimed after the panic may be skipped.
+        let d = done.load(Ordering::Relaxed);
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        assert_eq!(done.load(Ordering::Relaxed), d);
+    }
 
     fn rows<const K: usize>(l: &Layout<K>, r: Range<usize>) -> Vec<(usize, [isize; K], usize)> {
         let mut v = vec![];
