@@ -162,13 +162,18 @@ impl StreamState {
         let err = err.map(|m| RtError::new(ErrorKind::Kernel, format!("NPU error in {name}: {m}")));
         match err {
             Some(e) if !report => {
-                let mut sticky = lock(&self.error);
-                if sticky.is_none() {
-                    *sticky = Some(e);
-                }
+                self.set_sticky(e);
                 Ok(None)
             }
             other => Ok(other),
+        }
+    }
+
+    /// Keeps the first error since the last report.
+    fn set_sticky(&self, e: RtError) {
+        let mut sticky = lock(&self.error);
+        if sticky.is_none() {
+            *sticky = Some(e);
         }
     }
 
@@ -245,12 +250,7 @@ impl StreamState {
                 let err = RtError::new(ErrorKind::Kernel, format!("NPU error in {name}: {msg}"));
                 match report {
                     Some(slot) => *lock(&slot) = Some(err),
-                    None => {
-                        let mut sticky = lock(&self.error);
-                        if sticky.is_none() {
-                            *sticky = Some(err);
-                        }
-                    }
+                    None => self.set_sticky(err),
                 }
             }
             Task::Mark(stamp) => {
