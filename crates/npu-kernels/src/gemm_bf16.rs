@@ -168,64 +168,36 @@ unsafe fn tile(kp: usize, a: *const u32, b: *const u32, out: Out, i0: usize, j0:
             acc[1] = _mm512_dpbf16_ps(acc[1], av, b1);
         }
     }
+    let mut t = [0f32; MR * NR];
     let al = _mm512_set1_ps(alpha);
-    let full = rows == MR && cols == NR;
-    match out {
-        Out::F32 { ptr, ldc } if full => {
-            for (r, acc) in acc.iter().enumerate() {
-                for (h, v) in acc.iter().enumerate() {
-                    let p = ptr.add((i0 + r) * ldc + j0 + 16 * h);
-                    _mm512_storeu_ps(p, _mm512_add_ps(_mm512_loadu_ps(p), _mm512_mul_ps(al, *v)));
-                }
+    for (r, acc) in acc.iter().enumerate() {
+        _mm512_storeu_ps(t.as_mut_ptr().add(r * NR), _mm512_mul_ps(al, acc[0]));
+        _mm512_storeu_ps(t.as_mut_ptr().add(r * NR + 16), _mm512_mul_ps(al, acc[1]));
+    }
+    for r in 0..rows {
+        let row = &mut t[r * NR..r * NR + cols];
+        match out {
+            Out::F32 { ptr, ldc } => {
+                let c = std::slice::from_raw_parts_mut(ptr.add((i0 + r) * ldc + j0), cols);
+                c.iter_mut().zip(row.iter()).for_each(|(c, v)| *c += v);
             }
-        }
-        Out::Bf16 { ptr, rs, cs: 1, beta } if full => {
-            for (r, acc) in acc.iter().enumerate() {
-                for (h, v) in acc.iter().enumerate() {
-                    let p = ptr.offset((i0 + r) as isize * rs + (j0 + 16 * h) as isize);
-                    let mut y = _mm512_mul_ps(al, *v);
-                    if let Some(beta) = beta {
-                        let old = _mm512_cvtepu16_epi32(_mm256_loadu_si256(p as *const _));
-                        let old = _mm512_castsi512_ps(_mm512_slli_epi32(old, 16));
-                        y = _mm512_add_ps(y, _mm512_mul_ps(_mm512_set1_ps(beta), old));
+            Out::Bf16 { ptr, rs, cs, beta } => {
+                let p = ptr.offset((i0 + r) as isize * rs + j0 as isize * cs);
+                if let Some(b) = beta {
+                    for (j, v) in row.iter_mut().enumerate() {
+                        *v += b * f32::from_bits((*p.offset(j as isize * cs) as u32) << 16);
                     }
-                    _mm256_storeu_si256(p as *mut _, to_bf16(y));
                 }
-            }
-        }
-        _ => {
-            let mut t = [0f32; MR * NR];
-            for (r, acc) in acc.iter().enumerate() {
-                _mm512_storeu_ps(t.as_mut_ptr().add(r * NR), _mm512_mul_ps(al, acc[0]));
-                _mm512_storeu_ps(t.as_mut_ptr().add(r * NR + 16), _mm512_mul_ps(al, acc[1]));
-            }
-            for r in 0..rows {
-                for j in 0..cols {
-                    let v = t[r * NR + j];
-                    let (i, jj) = (i0 + r, j0 + j);
-                    match out {
-                        Out::F32 { ptr, ldc } => *ptr.add(i * ldc + jj) += v,
-                        Out::Bf16 { ptr, rs, cs, beta } => {
-                            let p = ptr.offset(i as isize * rs + jj as isize * cs);
-                            let old = beta.map_or(0.0, |b| b * f32::from_bits((*p as u32) << 16));
-                            *p = crate::convert::f32_to_bf16(v + old).to_bits();
-                        }
+                if cs == 1 {
+                    crate::simd::f32_to_bf16(row.as_ptr(), p as *mut half::bf16, cols);
+                } else {
+                    for (j, &v) in row.iter().enumerate() {
+                        *p.offset(j as isize * cs) = crate::convert::f32_to_bf16(v).to_bits();
                     }
                 }
             }
         }
     }
-}
-
-/// f32 -> bf16 with round to nearest even and NaN as 0x7FC0: `convert::f32_to_bf16`, 16 at once.
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn to_bf16(v: __m512) -> __m256i {
-    let bits = _mm512_castps_si512(v);
-    let lsb = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-    let rounded = _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
-    let nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, nan, _mm512_set1_epi32(0x7FC0)))
 }
 
 /// `out = alpha * a @ b` (see [`Out`]) for an `m x k` `a` and a `k x n` `b`, on the global
