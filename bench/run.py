@@ -175,7 +175,7 @@ def main():
     command = "make bench-quick" if args.quick else "make bench"
     md = markdown(rows, info, command)
     memory = None
-    if MEMORY_CASE.startswith(args.pattern) or args.pattern in MEMORY_CASE:
+    if args.pattern in MEMORY_CASE:
         memory = memory_rows(MEMORY_CASE)
         md += "\n" + memory_markdown(memory)
         print("\n" + memory_markdown(memory))
