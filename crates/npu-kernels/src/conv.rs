@@ -12,14 +12,14 @@
 //! output and Y the input. Weights are `[G*Cy, Cx, k..]` in both cases, as PyTorch lays them out.
 //! f16 and bf16 compute in f32 and round once; f64 computes in f64.
 
-use std::ops::{AddAssign, Mul};
-
-use gemm::Parallelism;
+use std::ops::{AddAssign, Mul, Range};
 
 use crate::convert::Element;
 use crate::dense::{Operand, P};
 use crate::dtype::DType;
-use crate::view::{err, par_ranges, sequential, View};
+use crate::scratch::Scratch;
+use crate::gemm_split::{self, Mat};
+use crate::view::{err, par_ranges, sequential, with_sequential, View};
 use crate::KernelError;
 
 const OP: &str = "convolution";
@@ -283,21 +283,107 @@ fn for_each_row(geo: &Geo, tap: [usize; 3], mut f: impl FnMut(usize, Option<(isi
     }
 }
 
+/// A tap as a shift. With stride 1 along rows and columns and rows as long as the image's,
+/// grid position (y, x) of a tap reads image position (y, x) plus a constant, so all the
+/// valid rows of a plane are one contiguous run in both, except for the columns that the shift
+/// wraps round to the neighbouring row. Copying runs instead of rows matters for small images.
+fn is_shift(geo: &Geo) -> bool {
+    geo.s[1] == 1 && geo.s[2] == 1 && geo.img[2] == geo.grid[2]
+}
+
+/// The elements of one grid plane that a tap reads: grid indices `dst..dst + len` (relative to
+/// the plane) from image indices `src..`; in rows `rows`, only columns `cols` are valid.
+struct Run {
+    src: isize,
+    dst: usize,
+    len: usize,
+    rows: Range<usize>,
+    cols: (usize, usize),
+}
+
+/// For the shift layout ([`is_shift`]): calls `f(plane_offset, run)` for every grid plane
+/// (fixed z) of one tap; a plane that reads only padding gets `None`.
+fn for_each_run(geo: &Geo, [kz, ky, kx]: [usize; 3], mut f: impl FnMut(usize, Option<Run>)) {
+    let w = geo.grid[2];
+    let (ylo, yhi) = valid_range(geo.grid[1], geo.img[1], 1, geo.p[1], ky * geo.d[1]);
+    let (xlo, xhi) = valid_range(w, geo.img[2], 1, geo.p[2], kx * geo.d[2]);
+    for oz in 0..geo.grid[0] {
+        let iz = (oz * geo.s[0] + kz * geo.d[0]) as isize - geo.p[0] as isize;
+        let plane = oz * geo.grid[1] * w;
+        if iz < 0 || iz >= geo.img[0] as isize || ylo >= yhi || xlo >= xhi {
+            f(plane, None);
+            continue;
+        }
+        let iy = (ylo + ky * geo.d[1]) as isize - geo.p[1] as isize;
+        let ix = (xlo + kx * geo.d[2]) as isize - geo.p[2] as isize;
+        let src = (iz * geo.img[1] as isize + iy) * geo.img[2] as isize + ix;
+        let len = (yhi - 1 - ylo) * w + xhi - xlo;
+        f(plane, Some(Run { src, dst: ylo * w + xlo, len, rows: ylo..yhi, cols: (xlo, xhi) }));
+    }
+}
+
+/// Zeroes the columns outside `cols` in rows `rows` of a plane with rows `w` long.
+fn zero_wrapped<T: Real>(plane: &mut [T], w: usize, rows: Range<usize>, (lo, hi): (usize, usize)) {
+    for r in rows {
+        plane[r * w..r * w + lo].fill(T::from_f64(0.0));
+        plane[r * w + hi..(r + 1) * w].fill(T::from_f64(0.0));
+    }
+}
+
 fn taps(geo: &Geo) -> impl Iterator<Item = [usize; 3]> + '_ {
     let [a, b, c] = geo.k;
     (0..a).flat_map(move |z| (0..b).flat_map(move |y| (0..c).map(move |x| [z, y, x])))
 }
 
-/// col `[cx*K, L]` from one image `[cx, img..]`.
-unsafe fn im2col<T: Real>(x: *const T, cx: usize, geo: &Geo, col: *mut T, parallel: bool) {
+/// Columns a product should have: images whose grids are smaller are batched into one product
+/// (a 7x7 grid gives products 49 columns wide, which run ~20 % slower than wider ones). More
+/// batching measured no faster: per-image products need no gathering of rows, and each thread
+/// runs its own images without waiting for the others.
+const TARGET_COLS: usize = 64;
+/// Most elements in one column buffer (16 MiB of f32); one image may exceed it.
+const COL_BUDGET: usize = 4 << 20;
+
+/// Images per product: enough for [`TARGET_COLS`] within [`COL_BUDGET`], then evened out so
+/// that the blocks have equal sizes. Depends on the shapes only, never on the thread count.
+fn block_images(pr: &Problem) -> usize {
+    let (gl, ckk) = (pr.geo.grid_len().max(1), (pr.cx * pr.geo.kernel_len()).max(1));
+    let nb = TARGET_COLS.div_ceil(gl).min(COL_BUDGET / (ckk * gl)).clamp(1, pr.n.max(1));
+    pr.n.div_ceil(pr.n.div_ceil(nb).max(1)).max(1)
+}
+
+impl Problem {
+    /// Image `i`, group `g` of the image side `[n, g*cx, img..]`.
+    fn x_at<T>(&self, x: P<T>, i: usize, g: usize) -> *mut T {
+        x.at((i * self.g + g) * self.x_len())
+    }
+    /// Image `i`, group `g` of the grid side `[n, g*cy, grid..]`.
+    fn y_at<T>(&self, y: P<T>, i: usize, g: usize) -> *mut T {
+        y.at((i * self.g + g) * self.y_len())
+    }
+}
+
+/// col `[cx*K, nb*L]`, image `i` in columns `i*L..`, from images `n0..n0+nb` (group `g`) of x.
+unsafe fn im2col<T: Real>(pr: &Problem, x: P<T>, (n0, nb, g): (usize, usize, usize), col: P<T>, parallel: bool) {
+    let geo = &pr.geo;
     let (il, gl, kl) = (geo.img_len(), geo.grid_len(), geo.kernel_len());
-    let (xs, cs) = (P(x as *mut T), P(col));
-    let w = geo.grid[2];
-    let s = geo.s[2] as isize;
-    let body = |c: usize| {
-        let img = xs.at(c * il);
+    let (w, s, ld, shift) = (geo.grid[2], geo.s[2] as isize, nb * gl, is_shift(geo));
+    let body = |job: usize| {
+        let (i, c) = (job / pr.cx, job % pr.cx);
+        let img = pr.x_at(x, n0 + i, g).add(c * il);
         for (t, tap) in taps(geo).enumerate() {
-            let dst = cs.at((c * kl + t) * gl);
+            let dst = col.at((c * kl + t) * ld + i * gl);
+            if shift {
+                let pl = geo.grid[1] * w;
+                for_each_run(geo, tap, |plane, run| {
+                    let out = std::slice::from_raw_parts_mut(dst.add(plane), pl);
+                    let Some(r) = run else { return out.fill(T::from_f64(0.0)) };
+                    out[..r.rows.start * w].fill(T::from_f64(0.0));
+                    out[r.rows.end * w..].fill(T::from_f64(0.0));
+                    out[r.dst..r.dst + r.len].copy_from_slice(std::slice::from_raw_parts(img.offset(r.src), r.len));
+                    zero_wrapped(out, w, r.rows, r.cols);
+                });
+                continue;
+            }
             for_each_row(geo, tap, |row, span| {
                 let out = std::slice::from_raw_parts_mut(dst.add(row * w), w);
                 match span {
@@ -318,50 +404,87 @@ unsafe fn im2col<T: Real>(x: *const T, cx: usize, geo: &Geo, col: *mut T, parall
             });
         }
     };
-    channels(cx, kl * gl, parallel, body);
+    jobs(nb * pr.cx, kl * gl, parallel, body);
 }
 
-/// Adds col `[cx*K, L]` into one image `[cx, img..]`.
-unsafe fn col2im<T: Real>(col: *const T, cx: usize, geo: &Geo, x: *mut T, parallel: bool) {
+/// Adds col `[cx*K, nb*L]` (laid out as [`im2col`] writes it) into images `n0..n0+nb` of x.
+unsafe fn col2im<T: Real>(pr: &Problem, col: P<T>, x: P<T>, (n0, nb, g): (usize, usize, usize), parallel: bool) {
+    let geo = &pr.geo;
     let (il, gl, kl) = (geo.img_len(), geo.grid_len(), geo.kernel_len());
-    let (xs, cs) = (P(x), P(col as *mut T));
-    let w = geo.grid[2];
-    let s = geo.s[2] as isize;
-    let body = |c: usize| {
-        let img = xs.at(c * il);
+    let (w, s, ld, shift) = (geo.grid[2], geo.s[2] as isize, nb * gl, is_shift(geo));
+    let body = |job: usize| {
+        let (i, c) = (job / pr.cx, job % pr.cx);
+        let img = pr.x_at(x, n0 + i, g).add(c * il);
         for (t, tap) in taps(geo).enumerate() {
-            let src = cs.at((c * kl + t) * gl);
+            let src = col.at((c * kl + t) * ld + i * gl);
+            if shift {
+                let pl = geo.grid[1] * w;
+                for_each_run(geo, tap, |plane, run| {
+                    let Some(r) = run else { return };
+                    // the wrapped columns hold what padding positions received: drop them
+                    let vals = std::slice::from_raw_parts_mut(src.add(plane), pl);
+                    zero_wrapped(vals, w, r.rows, r.cols);
+                    let dst = std::slice::from_raw_parts_mut(img.offset(r.src), r.len);
+                    dst.iter_mut().zip(&vals[r.dst..r.dst + r.len]).for_each(|(d, &v)| *d += v);
+                });
+                continue;
+            }
             for_each_row(geo, tap, |row, span| {
                 if let Some((base, lo, hi)) = span {
-                    let vals = std::slice::from_raw_parts(src.add(row * w), w);
-                    for (o, &v) in vals[lo..hi].iter().enumerate() {
-                        *img.offset(base + (lo + o) as isize * s) += v;
+                    let vals = &std::slice::from_raw_parts(src.add(row * w), w)[lo..hi];
+                    if s == 1 {
+                        let dst = std::slice::from_raw_parts_mut(img.offset(base + lo as isize), hi - lo);
+                        dst.iter_mut().zip(vals).for_each(|(d, &v)| *d += v);
+                    } else {
+                        for (o, &v) in vals.iter().enumerate() {
+                            *img.offset(base + (lo + o) as isize * s) += v;
+                        }
                     }
                 }
             });
         }
     };
-    channels(cx, kl * gl, parallel, body);
+    jobs(nb * pr.cx, kl * gl, parallel, body);
 }
 
-/// Runs `body` for channels `0..c`, split across threads when asked and worth it.
-fn channels(c: usize, work_per_channel: usize, parallel: bool, body: impl Fn(usize) + Sync) {
+/// `dst[c, i*L..] = y(n0+i, g)[c, ..]`: the grid-side rows of a block side by side.
+unsafe fn gather<T: Real>(pr: &Problem, y: P<T>, (n0, nb, g): (usize, usize, usize), dst: P<T>, parallel: bool) {
+    let gl = pr.geo.grid_len();
+    jobs(nb * pr.cy, gl, parallel, |job| {
+        let (i, c) = (job / pr.cy, job % pr.cy);
+        std::ptr::copy_nonoverlapping(pr.y_at(y, n0 + i, g).add(c * gl), dst.at((c * nb + i) * gl), gl);
+    });
+}
+
+/// `y(n0+i, g)[c, ..] += src[c, i*L..]`, the inverse of [`gather`], adding.
+unsafe fn scatter_add<T: Real>(pr: &Problem, src: P<T>, y: P<T>, (n0, nb, g): (usize, usize, usize), parallel: bool) {
+    let gl = pr.geo.grid_len();
+    jobs(nb * pr.cy, gl, parallel, |job| {
+        let (i, c) = (job / pr.cy, job % pr.cy);
+        let d = std::slice::from_raw_parts_mut(pr.y_at(y, n0 + i, g).add(c * gl), gl);
+        let s = std::slice::from_raw_parts(src.at((c * nb + i) * gl), gl);
+        d.iter_mut().zip(s).for_each(|(d, &v)| *d += v);
+    });
+}
+
+/// Runs `body` for jobs `0..count`, split across threads when asked and worth it.
+fn jobs(count: usize, work_per_job: usize, parallel: bool, body: impl Fn(usize) + Sync) {
     if parallel {
-        par_ranges(c, (1 << 15) / work_per_channel.max(1) + 1, |r| r.for_each(&body));
+        par_ranges(count, (1 << 15) / work_per_job.max(1) + 1, |r| r.for_each(&body));
     } else {
-        (0..c).for_each(body);
+        (0..count).for_each(body);
     }
 }
 
-/// `dst[m, n] = (read ? dst : 0) + op(a) @ op(b)`, row-major, `op` transposing when asked.
-#[allow(clippy::too_many_arguments)]
+/// `dst[m, n] = (read ? dst : 0) + op(a) @ op(b)`, row-major, `op` transposing when asked;
+/// on every thread when `parallel`.
 unsafe fn gemm_rm<T: Real>(
     (m, n, k): (usize, usize, usize),
     dst: *mut T,
     read: bool,
     (a, a_t, lda): (*const T, bool, usize),
     (b, b_t, ldb): (*const T, bool, usize),
-    par: Parallelism,
+    parallel: bool,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -372,26 +495,19 @@ unsafe fn gemm_rm<T: Real>(
         }
         return;
     }
-    let (a_rs, a_cs) = if a_t { (1, lda as isize) } else { (lda as isize, 1) };
-    let (b_rs, b_cs) = if b_t { (1, ldb as isize) } else { (ldb as isize, 1) };
     let one = T::from_f64(1.0);
-    gemm::gemm(
-        m, n, k, dst, 1, n as isize, read, a, a_cs, a_rs, b, b_cs, b_rs, one, one, false, false, false, par,
-    );
-}
-
-fn threads() -> usize {
-    if sequential() {
-        1
+    let (d, a, b) = (Mat::row_major(dst, n, false), Mat::row_major(a, lda, a_t), Mat::row_major(b, ldb, b_t));
+    if parallel {
+        gemm_split::gemm((m, n, k), d, read, a, b, one, one);
     } else {
-        rayon::current_num_threads()
+        with_sequential(|| gemm_split::gemm((m, n, k), d, read, a, b, one, one));
     }
 }
 
 /// Runs `task(i, parallel_inside)` for every `i < tasks`: across threads when there are enough
 /// tasks, else one after the other with each task free to use every thread.
 fn for_tasks(tasks: usize, macs_per_task: usize, task: impl Fn(usize, bool) + Sync) {
-    let t = threads();
+    let t = if sequential() { 1 } else { rayon::current_num_threads() };
     if t > 1 && (tasks >= t || (tasks > 1 && macs_per_task < PAR_MACS)) {
         par_ranges(tasks, 1, |r| r.for_each(|i| task(i, false)));
     } else {
@@ -399,32 +515,36 @@ fn for_tasks(tasks: usize, macs_per_task: usize, task: impl Fn(usize, bool) + Sy
     }
 }
 
-fn par(inside: bool) -> Parallelism {
-    if inside {
-        Parallelism::Rayon(threads())
-    } else {
-        Parallelism::None
-    }
+/// The blocks of [`block_images`] images: (first image, images).
+fn blocks(pr: &Problem) -> impl Iterator<Item = (usize, usize)> {
+    let (n, nb) = (pr.n, block_images(pr));
+    (0..n.div_ceil(nb)).map(move |b| (b * nb, nb.min(n - b * nb)))
 }
 
 /// (A) `y += Wm @ im2col(x)` for every image and group.
 unsafe fn op_a<T: Real>(pr: &Problem, x: P<T>, w: P<T>, y: P<T>) {
     let (kl, gl) = (pr.geo.kernel_len(), pr.geo.grid_len());
     let ckk = pr.cx * kl;
-    for_tasks(pr.n * pr.g, pr.macs(), |task, inside| {
-        let (n, g) = (task / pr.g, task % pr.g);
-        let xs = x.at((n * pr.g + g) * pr.x_len());
-        let ys = y.at((n * pr.g + g) * pr.y_len());
-        let wg = w.at(g * pr.w_len());
-        let mut col = Vec::new();
-        let cols = if pr.geo.is_pointwise() {
-            xs as *const T
+    let blocks: Vec<_> = blocks(pr).collect();
+    let nb = blocks.first().map_or(1, |b| b.1);
+    for_tasks(blocks.len() * pr.g, pr.macs() * nb, |task, inside| {
+        let ((n0, nb), g) = (blocks[task / pr.g], task % pr.g);
+        let (ld, wg) = (nb * gl, w.at(g * pr.w_len()));
+        let direct = pr.geo.is_pointwise() && nb == 1;
+        let mut col = Scratch::take::<T>(if direct { 0 } else { ckk * ld });
+        let cols = if direct {
+            pr.x_at(x, n0, g) as *const T
         } else {
-            col.resize(ckk * gl, T::from_f64(0.0));
-            im2col(xs, pr.cx, &pr.geo, col.as_mut_ptr(), inside);
-            col.as_ptr()
+            im2col(pr, x, (n0, nb, g), P(col.ptr()), inside);
+            col.ptr()
         };
-        gemm_rm((pr.cy, gl, ckk), ys, true, (wg, false, ckk), (cols, false, gl), par(inside));
+        if nb == 1 {
+            gemm_rm((pr.cy, gl, ckk), pr.y_at(y, n0, g), true, (wg, false, ckk), (cols, false, gl), inside);
+        } else {
+            let mut out = Scratch::take::<T>(pr.cy * ld);
+            gemm_rm((pr.cy, ld, ckk), out.ptr(), false, (wg, false, ckk), (cols, false, ld), inside);
+            scatter_add(pr, P(out.ptr()), y, (n0, nb, g), inside);
+        }
     });
 }
 
@@ -432,43 +552,56 @@ unsafe fn op_a<T: Real>(pr: &Problem, x: P<T>, w: P<T>, y: P<T>) {
 unsafe fn op_b<T: Real>(pr: &Problem, y: P<T>, w: P<T>, x: P<T>) {
     let (kl, gl) = (pr.geo.kernel_len(), pr.geo.grid_len());
     let ckk = pr.cx * kl;
-    for_tasks(pr.n * pr.g, pr.macs(), |task, inside| {
-        let (n, g) = (task / pr.g, task % pr.g);
-        let xs = x.at((n * pr.g + g) * pr.x_len());
-        let ys = y.at((n * pr.g + g) * pr.y_len());
-        let wg = w.at(g * pr.w_len());
-        if pr.geo.is_pointwise() {
-            gemm_rm((ckk, gl, pr.cy), xs, true, (wg, true, ckk), (ys, false, gl), par(inside));
+    let blocks: Vec<_> = blocks(pr).collect();
+    let nb = blocks.first().map_or(1, |b| b.1);
+    for_tasks(blocks.len() * pr.g, pr.macs() * nb, |task, inside| {
+        let ((n0, nb), g) = (blocks[task / pr.g], task % pr.g);
+        let (ld, wg) = (nb * gl, w.at(g * pr.w_len()));
+        let mut rows = Scratch::take::<T>(if nb == 1 { 0 } else { pr.cy * ld });
+        let ys = if nb == 1 {
+            pr.y_at(y, n0, g) as *const T
         } else {
-            let mut col = vec![T::from_f64(0.0); ckk * gl];
-            gemm_rm((ckk, gl, pr.cy), col.as_mut_ptr(), false, (wg, true, ckk), (ys, false, gl), par(inside));
-            col2im(col.as_ptr(), pr.cx, &pr.geo, xs, inside);
+            gather(pr, y, (n0, nb, g), P(rows.ptr()), inside);
+            rows.ptr()
+        };
+        if pr.geo.is_pointwise() && nb == 1 {
+            gemm_rm((ckk, gl, pr.cy), pr.x_at(x, n0, g), true, (wg, true, ckk), (ys, false, gl), inside);
+        } else {
+            let mut col = Scratch::take::<T>(ckk * ld);
+            gemm_rm((ckk, ld, pr.cy), col.ptr(), false, (wg, true, ckk), (ys, false, ld), inside);
+            col2im(pr, P(col.ptr()), x, (n0, nb, g), inside);
         }
     });
 }
 
-/// (C) `dw = sum_n y @ im2col(x)^T` per group. Images are summed in order, so the result does
-/// not depend on the number of threads.
+/// (C) `dw = sum_n y @ im2col(x)^T` per group. Blocks of images are summed in order, so the
+/// result does not depend on the number of threads.
 unsafe fn op_c<T: Real>(pr: &Problem, y: P<T>, x: P<T>, dw: P<T>) {
     let (kl, gl) = (pr.geo.kernel_len(), pr.geo.grid_len());
     let ckk = pr.cx * kl;
-    let per_group = pr.macs() * pr.n;
-    for_tasks(pr.g, per_group, |g, inside| {
+    for_tasks(pr.g, pr.macs() * pr.n, |g, inside| {
         let dwg = dw.at(g * pr.w_len());
-        let mut col = if pr.geo.is_pointwise() { Vec::new() } else { vec![T::from_f64(0.0); ckk * gl] };
         if pr.n == 0 {
             std::slice::from_raw_parts_mut(dwg, pr.w_len()).fill(T::from_f64(0.0));
         }
-        for n in 0..pr.n {
-            let xs = x.at((n * pr.g + g) * pr.x_len());
-            let ys = y.at((n * pr.g + g) * pr.y_len());
-            let cols = if pr.geo.is_pointwise() {
-                xs as *const T
+        for (b, (n0, nb)) in blocks(pr).enumerate() {
+            let ld = nb * gl;
+            let direct = pr.geo.is_pointwise() && nb == 1;
+            let mut rows = Scratch::take::<T>(if nb == 1 { 0 } else { pr.cy * ld });
+            let mut col = Scratch::take::<T>(if direct { 0 } else { ckk * ld });
+            let ys = if nb == 1 {
+                pr.y_at(y, n0, g) as *const T
             } else {
-                im2col(xs, pr.cx, &pr.geo, col.as_mut_ptr(), inside);
-                col.as_ptr()
+                gather(pr, y, (n0, nb, g), P(rows.ptr()), inside);
+                rows.ptr()
             };
-            gemm_rm((pr.cy, ckk, gl), dwg, n > 0, (ys, false, gl), (cols, true, gl), par(inside));
+            let cols = if direct {
+                pr.x_at(x, n0, g) as *const T
+            } else {
+                im2col(pr, x, (n0, nb, g), P(col.ptr()), inside);
+                col.ptr()
+            };
+            gemm_rm((pr.cy, ckk, ld), dwg, b > 0, (ys, false, ld), (cols, true, ld), inside);
         }
     });
 }

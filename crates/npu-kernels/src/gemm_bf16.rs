@@ -10,6 +10,7 @@
 use std::arch::x86_64::*;
 
 use crate::dense::P;
+use crate::scratch::Scratch;
 use crate::view::par_ranges;
 
 /// Rows and columns of the microkernel's tile: 12 x 2 zmm accumulators of 16 f32.
@@ -106,40 +107,6 @@ unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, width: usize, 
     });
 }
 
-/// Packed operands of the products this thread runs. Kept between calls: fresh pages cost a
-/// page fault each on first touch, which took a fifth of a 1024 x 1024 product.
-struct PackBuffer(Vec<u32>);
-
-/// Largest buffer kept for the next call (64 MiB); larger ones are freed after use.
-const KEEP_WORDS: usize = 16 << 20;
-
-thread_local! {
-    static PACK: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
-}
-
-impl PackBuffer {
-    /// A buffer of at least `len` words, contents unspecified: `pack` writes every word it
-    /// later reads (padding included).
-    fn take(len: usize) -> PackBuffer {
-        let mut v = PACK.with(|c| c.take());
-        if v.capacity() < len {
-            v = Vec::with_capacity(len);
-        }
-        // SAFETY: u32 has no invalid values and nothing reads a word before `pack` wrote it.
-        unsafe { v.set_len(len) };
-        PackBuffer(v)
-    }
-}
-
-impl Drop for PackBuffer {
-    fn drop(&mut self) {
-        if self.0.capacity() <= KEEP_WORDS {
-            let v = std::mem::take(&mut self.0);
-            PACK.with(|c| c.set(v));
-        }
-    }
-}
-
 /// Where a product goes.
 #[derive(Clone, Copy)]
 pub(crate) enum Out {
@@ -215,8 +182,9 @@ pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out
         let kp = k.div_ceil(2);
         let (mpanels, npanels) = (m.div_ceil(MR), n.div_ceil(NR));
         let (alen, blen) = (mpanels * MR * kp, npanels * NR * kp);
-        let mut buf = PackBuffer::take(alen + blen);
-        let (ap, bp) = (P(buf.0.as_mut_ptr()), P(buf.0.as_mut_ptr().add(alen)));
+        // `pack` writes every word it later reads, padding included
+        let mut buf = Scratch::take::<u32>(alen + blen);
+        let (ap, bp) = (P(buf.ptr::<u32>()), P(buf.ptr::<u32>().add(alen)));
         pack(a.ptr, a.rs, a.cs, m, MR, k, ap.get());
         pack(b.ptr, b.cs, b.rs, n, NR, k, bp.get());
         let (mtasks, ntasks) = (m.div_ceil(MC), n.div_ceil(NC));

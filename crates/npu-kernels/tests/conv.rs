@@ -235,6 +235,11 @@ fn threaded_paths_match_reference_and_sequential_run() {
         (1, 1, 32, 64, 12, 3, p(2, 1, 1)),
         (3, 1, 64, 32, 9, 1, p(1, 0, 1)),
         (2, 16, 1, 1, 10, 3, p(1, 1, 16)),
+        // small grids: images are batched into products, in blocks of unequal sizes
+        (5, 1, 4, 8, 6, 3, p(1, 1, 1)),
+        (3, 1, 8, 8, 7, 1, p(1, 0, 1)),
+        (4, 2, 3, 4, 5, 3, p(1, 1, 2)),
+        (5, 1, 4, 6, 6, 3, ConvParams { transposed: true, output_padding: vec![1, 1], ..p(2, 1, 1) }),
     ] {
         let c = Case {
             dt: DType::F32,

@@ -1,0 +1,75 @@
+//! One matrix product of the `gemm` crate, split across the pool by this crate's fork-join.
+//!
+//! The crate's own `Parallelism::Rayon` enters rayon once per block of its loops. From a stream
+//! worker, which is outside the pool, each entry is a cross-thread wake-up and a sleep on a
+//! latch: products of up to a few hundred million multiply-adds ran at half the machine's
+//! speed. Here each thread runs a sequential product on its own slice of rows (or columns) of
+//! the output, and the caller works one slice itself ([`par_ranges`]).
+
+use crate::view::{par_ranges, sequential};
+
+/// Multiply-adds below which a product runs on one thread.
+const PAR_MACS: usize = 48 * 48 * 48;
+
+/// A matrix operand: pointer and (row, column) strides in elements.
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<T> {
+    pub ptr: *mut T,
+    pub rs: isize,
+    pub cs: isize,
+}
+// Shared between the threads of one product, each writing its own slice of the output.
+unsafe impl<T> Send for Mat<T> {}
+unsafe impl<T> Sync for Mat<T> {}
+
+impl<T> Mat<T> {
+    /// The row-major matrix at `ptr` with rows `ld` apart, transposed when `t`.
+    pub(crate) fn row_major(ptr: *const T, ld: usize, t: bool) -> Mat<T> {
+        let (rs, cs) = if t { (1, ld as isize) } else { (ld as isize, 1) };
+        Mat { ptr: ptr as *mut T, rs, cs }
+    }
+    unsafe fn offset(self, rows: usize, cols: usize) -> Mat<T> {
+        Mat { ptr: self.ptr.offset(rows as isize * self.rs + cols as isize * self.cs), ..self }
+    }
+}
+
+/// `dst = beta * a @ b + (read_dst ? alpha * dst : 0)` for an `m x k` `a` and a `k x n` `b`
+/// (the `gemm` crate's convention for alpha and beta), on every thread of the pool when the
+/// product is large enough and the caller is not running sequentially.
+///
+/// # Safety
+/// The operands address `m x k`, `k x n` and `m x n` valid elements; nothing else writes
+/// `dst` meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm<T: Copy + Send + Sync + 'static>(
+    (m, n, k): (usize, usize, usize),
+    dst: Mat<T>,
+    read_dst: bool,
+    a: Mat<T>,
+    b: Mat<T>,
+    alpha: T,
+    beta: T,
+) {
+    let one = |(m, n): (usize, usize), dst: Mat<T>, a: Mat<T>, b: Mat<T>| {
+        #[rustfmt::skip]
+        gemm::gemm(m, n, k, dst.ptr, dst.cs, dst.rs, read_dst, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs,
+                   alpha, beta, false, false, false, gemm::Parallelism::None);
+    };
+    let threads = if sequential() { 1 } else { rayon::current_num_threads() };
+    if threads <= 1 || m * n * k < PAR_MACS || m == 0 || n == 0 {
+        return one((m, n), dst, a, b);
+    }
+    // Slices of whole microkernel tiles (16-row panels, 48 columns), about one per thread.
+    let (long, align) = if m >= n { (m, 16) } else { (n, 48) };
+    let size = long.div_ceil(threads).div_ceil(align) * align;
+    par_ranges(long.div_ceil(size), 1, |r| {
+        for s in r {
+            let (lo, hi) = (s * size, ((s + 1) * size).min(long));
+            if m >= n {
+                one((hi - lo, n), dst.offset(lo, 0), a.offset(lo, 0), b);
+            } else {
+                one((m, hi - lo), dst.offset(0, lo), a, b.offset(0, lo));
+            }
+        }
+    });
+}
