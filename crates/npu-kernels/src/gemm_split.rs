@@ -73,3 +73,35 @@ pub(crate) unsafe fn gemm<T: Copy + Send + Sync + 'static>(
         }
     });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{gemm, Mat};
+
+    /// Split products (tall, wide, thin; transposed operands; reading dst) equal a naive loop.
+    #[test]
+    fn split_products_match_naive() {
+        // all above PAR_MACS, so split (tall by rows, wide by columns), with edge slices
+        for &(m, n, k) in &[(301, 7, 90), (7, 403, 80), (64, 64, 64), (130, 129, 17), (1, 2000, 100)] {
+            for (at, bt, read) in [(false, false, false), (true, false, true), (false, true, true), (true, true, false)] {
+                let val = |i: usize| ((i * 7919) % 23) as f64 - 11.0;
+                let a: Vec<f64> = (0..m * k).map(val).collect();
+                let b: Vec<f64> = (0..k * n).map(|i| val(i + 5)).collect();
+                let mut c: Vec<f64> = (0..m * n).map(|i| val(i + 9)).collect();
+                let ga = |i: usize, p: usize| if at { a[p * m + i] } else { a[i * k + p] };
+                let gb = |p: usize, j: usize| if bt { b[j * k + p] } else { b[p * n + j] };
+                let want: Vec<f64> = (0..m * n)
+                    .map(|ij| {
+                        let (i, j) = (ij / n, ij % n);
+                        let dot: f64 = (0..k).map(|p| ga(i, p) * gb(p, j)).sum();
+                        3.0 * dot + if read { 0.5 * c[ij] } else { 0.0 }
+                    })
+                    .collect();
+                let am = Mat::row_major(a.as_ptr(), if at { m } else { k }, at);
+                let bm = Mat::row_major(b.as_ptr(), if bt { k } else { n }, bt);
+                unsafe { gemm((m, n, k), Mat::row_major(c.as_mut_ptr(), n, false), read, am, bm, 0.5, 3.0) };
+                assert_eq!(c, want, "{m}x{n}x{k} at={at} bt={bt} read={read}");
+            }
+        }
+    }
+}
