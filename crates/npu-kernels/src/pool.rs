@@ -74,46 +74,66 @@ fn spatial(v: &View, nd: usize) -> &[i64] {
     &v.sizes[v.sizes.len() - nd..]
 }
 
-/// Every output position of one plane with the input positions of its window: calls
-/// `f(out_index, window)`; the window lists (flat input index) of valid positions, in order.
-fn windows(inp: [i64; 3], out: [i64; 3], p: &PoolParams, mut f: impl FnMut(usize, &[usize], i64)) {
-    let k = pad3(&p.kernel, 1);
-    let s = pad3(&p.stride, 1);
-    let pd = pad3(&p.padding, 0);
-    let dl = pad3(&p.dilation, 1);
-    let mut win = Vec::with_capacity((k[0] * k[1] * k[2]) as usize);
+/// The valid input positions of one window: along each dim, taps `k.0..k.1` at input index
+/// `start + tap * dilation` (a box, so no list is built per output).
+struct Window {
+    start: [i64; 3],
+    k: [(i64, i64); 3],
+    dl: [i64; 3],
+    inp: [i64; 3],
+}
+
+impl Window {
+    fn len(&self) -> i64 {
+        self.k.iter().map(|&(a, b)| b - a).product()
+    }
+    /// Flat input index of the first valid position (0 for an empty window).
+    fn first(&self) -> usize {
+        let mut first = 0;
+        self.for_each(|i| first = i, true);
+        first
+    }
+    /// Calls `f` with the flat input index of every valid position, in order (only the
+    /// first when `first_only`).
+    #[inline(always)]
+    fn for_each(&self, mut f: impl FnMut(usize), first_only: bool) {
+        let (s, dl, n) = (self.start, self.dl, self.inp);
+        for kz in self.k[0].0..self.k[0].1 {
+            for ky in self.k[1].0..self.k[1].1 {
+                let row = ((s[0] + kz * dl[0]) * n[1] + s[1] + ky * dl[1]) * n[2] + s[2];
+                for kx in self.k[2].0..self.k[2].1 {
+                    f((row + kx * dl[2]) as usize);
+                    if first_only {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Every output position of one plane with its window: calls `f(out_index, window, padded)`,
+/// `padded` being the window's extent clipped to the padded input (for count_include_pad).
+fn windows(inp: [i64; 3], out: [i64; 3], p: &PoolParams, mut f: impl FnMut(usize, &Window, i64)) {
+    let (k, s) = (pad3(&p.kernel, 1), pad3(&p.stride, 1));
+    let (pd, dl) = (pad3(&p.padding, 0), pad3(&p.dilation, 1));
+    // along dim d for output index o: (first input index, valid taps, padded extent)
+    let span = |d: usize, o: i64| {
+        let start = o * s[d] - pd[d];
+        let lo = if start >= 0 { 0 } else { (-start + dl[d] - 1) / dl[d] };
+        let hi = if start >= inp[d] { 0 } else { ((inp[d] - 1 - start) / dl[d] + 1).min(k[d]) };
+        let end = (start + (k[d] - 1) * dl[d] + 1).min(inp[d] + pd[d]);
+        (start, (lo, hi.max(lo)), end - start)
+    };
     let mut o = 0usize;
     for oz in 0..out[0] {
+        let z = span(0, oz);
         for oy in 0..out[1] {
+            let y = span(1, oy);
             for ox in 0..out[2] {
-                win.clear();
-                // the window's extent for count_include_pad (clipped to the padded input)
-                let mut padded = 1i64;
-                for (d, oc) in [oz, oy, ox].into_iter().enumerate() {
-                    let start = oc * s[d] - pd[d];
-                    let end = (start + (k[d] - 1) * dl[d] + 1).min(inp[d] + pd[d]);
-                    padded *= end - start;
-                }
-                for kz in 0..k[0] {
-                    let iz = oz * s[0] - pd[0] + kz * dl[0];
-                    if iz < 0 || iz >= inp[0] {
-                        continue;
-                    }
-                    for ky in 0..k[1] {
-                        let iy = oy * s[1] - pd[1] + ky * dl[1];
-                        if iy < 0 || iy >= inp[1] {
-                            continue;
-                        }
-                        for kx in 0..k[2] {
-                            let ix = ox * s[2] - pd[2] + kx * dl[2];
-                            if ix < 0 || ix >= inp[2] {
-                                continue;
-                            }
-                            win.push(((iz * inp[1] + iy) * inp[2] + ix) as usize);
-                        }
-                    }
-                }
-                f(o, &win, padded);
+                let x = span(2, ox);
+                let win = Window { start: [z.0, y.0, x.0], k: [z.1, y.1, x.1], dl, inp };
+                f(o, &win, z.2 * y.2 * x.2);
                 o += 1;
             }
         }
@@ -142,17 +162,17 @@ pub fn max_pool(out: &View, indices: &View, input: &View, p: &PoolParams) -> Res
         return Ok(());
     }
     if !input.dtype.is_floating() {
-        return max_forward::<i64>(out, indices, input, p, b, i64::MIN, |_| false);
+        return max_forward::<i64>(out, indices, input, p, b, i64::MIN);
     }
     match float_compute(&[out, input]) {
-        DType::F64 => max_forward::<f64>(out, indices, input, p, b, f64::NEG_INFINITY, f64::is_nan),
-        _ => max_forward::<f32>(out, indices, input, p, b, f32::NEG_INFINITY, f32::is_nan),
+        DType::F64 => max_forward::<f64>(out, indices, input, p, b, f64::NEG_INFINITY),
+        _ => max_forward::<f32>(out, indices, input, p, b, f32::NEG_INFINITY),
     }
 }
 
 /// In compute type `F` (f32, f64, or i64 for integers), starting from `lowest`.
 #[allow(clippy::too_many_arguments)]
-fn max_forward<F: crate::convert::Element + PartialOrd>(out: &View, indices: &View, input: &View, p: &PoolParams, b: usize, lowest: F, is_nan: fn(F) -> bool) -> Result<(), KernelError> {
+fn max_forward<F: crate::convert::Element + PartialOrd>(out: &View, indices: &View, input: &View, p: &PoolParams, b: usize, lowest: F) -> Result<(), KernelError> {
     let ct = F::DTYPE;
     let x = Operand::of(input, ct)?;
     let y = Operand::output(out, ct);
@@ -164,15 +184,16 @@ fn max_forward<F: crate::convert::Element + PartialOrd>(out: &View, indices: &Vi
         for pl in range {
             let (xs, ys, is) = unsafe { (xp.slice(pl * il, il), yp.slice(pl * ol, ol), ip.slice(pl * ol, ol)) };
             windows(inp, outs, p, |o, win, _| {
-                let (mut best, mut at) = (lowest, win.first().copied().unwrap_or(0));
-                for &i in win {
+                let (mut best, mut at) = (lowest, win.first());
+                win.each(|i| {
                     // as PyTorch CPU: a NaN wins, and a later NaN wins again
                     let v = xs[i];
-                    if v > best || is_nan(v) {
+                    #[allow(clippy::eq_op)] // `v != v`: NaN, for floats and ints alike
+                    if v > best || v != v {
                         best = v;
                         at = i;
                     }
-                }
+                });
                 ys[o] = best;
                 is[o] = at as i64;
             });
@@ -304,7 +325,7 @@ fn avg<F: Float>(small: &View, large: &View, p: &PoolParams, include_pad: bool, 
                 big.fill(F::ZERO);
             }
             windows(inp, outs, p, |o, win, padded| {
-                let div = divisor.unwrap_or(if include_pad { padded } else { win.len() as i64 });
+                let div = divisor.unwrap_or(if include_pad { padded } else { win.len() });
                 let inv = F::ONE / F::c(div as f64);
                 mean_window(backward, big, &mut little[o], win, inv);
             });
@@ -327,8 +348,9 @@ fn avg_int(out: &View, input: &View, p: &PoolParams, include_pad: bool, divisor:
     for pl in 0..b {
         let (xs, ys) = (&x[pl * il..(pl + 1) * il], &mut y[pl * ol..(pl + 1) * ol]);
         windows(inp, outs, p, |o, win, padded| {
-            let div = divisor.unwrap_or(if include_pad { padded } else { win.len() as i64 });
-            let sum = win.iter().fold(0i64, |s, &i| s.wrapping_add(xs[i]));
+            let div = divisor.unwrap_or(if include_pad { padded } else { win.len() });
+            let mut sum = 0i64;
+            win.each(|i| sum = sum.wrapping_add(xs[i]));
             ys[o] = if div == 0 { 0 } else { sum.wrapping_div(div) };
         });
     }
@@ -362,18 +384,31 @@ pub fn adaptive_max_pool(out: &View, indices: &View, input: &View, nd: usize) ->
 /// One average-pooling window: forward, `out = sum(big[win]) * inv`; backward (`big` is the
 /// gradient of the input), `big[win] += out * inv`.
 #[inline]
-fn mean_window<F: Float>(backward: bool, big: &mut [F], out: &mut F, win: &[usize], inv: F) {
+fn mean_window<F: Float, W: Positions + ?Sized>(backward: bool, big: &mut [F], out: &mut F, win: &W, inv: F) {
     if backward {
         let g = *out * inv;
-        for &i in win {
-            big[i] = big[i] + g;
-        }
+        win.each(|i| big[i] = big[i] + g);
     } else {
         let mut s = F::ZERO;
-        for &i in win {
-            s = s + big[i];
-        }
+        win.each(|i| s = s + big[i]);
         *out = s * inv;
+    }
+}
+
+/// The input positions of a window, in order: a [`Window`] box or a list.
+trait Positions {
+    fn each(&self, f: impl FnMut(usize));
+}
+
+impl Positions for Window {
+    fn each(&self, f: impl FnMut(usize)) {
+        self.for_each(f, false)
+    }
+}
+
+impl Positions for [usize] {
+    fn each(&self, f: impl FnMut(usize)) {
+        self.iter().copied().for_each(f)
     }
 }
 
