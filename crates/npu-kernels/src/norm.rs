@@ -360,6 +360,51 @@ fn store_channels(v: &View, vals: &[f64]) -> Result<(), KernelError> {
     crate::copy(v, &src)
 }
 
+with_avx2!(fn plane_sum<F: Float>(xs: &[F], mu: f64, squares: bool) -> f64 => plane_sum_body);
+
+/// `sum(x)`, or `sum((x - mu)^2)` when `squares`, in f64 over 8 lanes.
+#[inline(always)]
+fn plane_sum_body<F: Float>(xs: &[F], mu: f64, squares: bool) -> f64 {
+    if squares {
+        crate::softmax::lane_sum_map(xs, |v: F| (v.to_f64() - mu) * (v.to_f64() - mu))
+    } else {
+        crate::softmax::lane_sum_map(xs, |v: F| v.to_f64())
+    }
+}
+
+with_avx2!(fn scale_shift<F: Float>(xs: &[F], ys: &mut [F], sc: F, sh: F) => scale_shift_body);
+
+#[inline(always)]
+fn scale_shift_body<F: Float>(xs: &[F], ys: &mut [F], sc: F, sh: F) {
+    for (y, &x) in ys.iter_mut().zip(xs) {
+        *y = x * sc + sh;
+    }
+}
+
+with_avx2!(fn grad_sums<F: Float>(dys: &[F], xs: &[F], mean: f64) -> (f64, f64) => grad_sums_body);
+
+/// `sum(dy)` and `sum(dy * (x - mean))` over one plane, in f64 over 8 lanes.
+#[inline(always)]
+fn grad_sums_body<F: Float>(dys: &[F], xs: &[F], mean: f64) -> (f64, f64) {
+    let n = xs.len();
+    let dys = &dys[..n];
+    let a = crate::softmax::lane_sum(n, |j| dys[j].to_f64());
+    (a, crate::softmax::lane_sum(n, |j| dys[j].to_f64() * (xs[j].to_f64() - mean)))
+}
+
+with_avx2!(fn grad_input_plane<F: Float>(dys: &[F], xs: &[F], out: &mut [F], k: f64, mean: f64, c1: f64, c2: f64) => grad_input_plane_body);
+
+/// `dx = k * (dy - c1 - (x - mean) * c2)` over one plane, in f64.
+#[inline(always)]
+fn grad_input_plane_body<F: Float>(dys: &[F], xs: &[F], out: &mut [F], k: f64, mean: f64, c1: f64, c2: f64) {
+    let n = xs.len();
+    let (dys, out) = (&dys[..n], &mut out[..n]);
+    for j in 0..n {
+        out[j] = F::c(k * (dys[j].to_f64() - c1 - (xs[j].to_f64() - mean) * c2));
+    }
+}
+
+
 #[allow(clippy::too_many_arguments)]
 fn bn_forward<F: Float>(
     out: &View,
@@ -385,15 +430,9 @@ fn bn_forward<F: Float>(
         let (mp, vp) = (P(means.as_mut_ptr()), P(vars.as_mut_ptr()));
         par_ranges(c, 1, |chs| {
             for ch in chs {
-                let mut sum = 0f64;
-                for i in 0..nb {
-                    sum += unsafe { xp.slice((i * c + ch) * s, s) }.iter().map(|v| v.to_f64()).sum::<f64>();
-                }
-                let mu = sum / count as f64;
-                let mut sq = 0f64;
-                for i in 0..nb {
-                    sq += unsafe { xp.slice((i * c + ch) * s, s) }.iter().map(|v| (v.to_f64() - mu).powi(2)).sum::<f64>();
-                }
+                let plane = |i: usize| unsafe { xp.slice((i * c + ch) * s, s) };
+                let mu = (0..nb).map(|i| plane_sum(plane(i), 0.0, false)).sum::<f64>() / count as f64;
+                let sq = (0..nb).map(|i| plane_sum(plane(i), mu, true)).sum::<f64>();
                 unsafe {
                     *mp.at(ch) = mu;
                     *vp.at(ch) = sq / count as f64;
@@ -413,12 +452,7 @@ fn bn_forward<F: Float>(
             let scale = ir[ch] * wr.as_ref().map_or(1.0, |w| w[ch]);
             let shift = br.as_ref().map_or(0.0, |b| b[ch]) - mr[ch] * scale;
             let (sc, sh) = (F::c(scale), F::c(shift));
-            unsafe {
-                let (xs, ys) = (xp.slice(pl * s, s), yp.slice(pl * s, s));
-                for (yv, &xv) in ys.iter_mut().zip(xs.iter()) {
-                    *yv = xv * sc + sh;
-                }
-            }
+            unsafe { scale_shift(xp.slice(pl * s, s), yp.slice(pl * s, s), sc, sh) };
         }
     });
     y.finish(out)?;
@@ -522,15 +556,13 @@ fn bn_backward<F: Float>(
             let (mut a, mut b) = (0f64, 0f64);
             for i in 0..nb {
                 let (dys, xs) = unsafe { (dyp.slice((i * c + ch) * s, s), xp.slice((i * c + ch) * s, s)) };
-                for (d, xv) in dys.iter().zip(xs.iter()) {
-                    let d = d.to_f64();
-                    a += d;
-                    b += d * (xv.to_f64() - mean[ch]) * invstd[ch];
-                }
+                let (pa, pb) = grad_sums(dys, xs, mean[ch]);
+                a += pa;
+                b += pb;
             }
             unsafe {
                 *sp.at(ch) = a;
-                *sxp.at(ch) = b;
+                *sxp.at(ch) = b * invstd[ch];
             }
         }
     });
@@ -543,17 +575,12 @@ fn bn_backward<F: Float>(
             for pl in planes {
                 let ch = pl % c;
                 let k = invstd[ch] * wr.as_ref().map_or(1.0, |w| w[ch]);
+                // dx = k * (dy - mean(dy) - xhat * mean(dy * xhat)), xhat = (x - mean) * invstd;
+                // in eval the statistics are constants, so dx = k * dy
+                let (c1, c2) = if training { (sr[ch] / count, invstd[ch] * sxr[ch] / count) } else { (0.0, 0.0) };
                 unsafe {
                     let (dys, xs, out) = (dyp.slice(pl * s, s), xp.slice(pl * s, s), op.slice(pl * s, s));
-                    for j in 0..s {
-                        let d = dys[j].to_f64();
-                        out[j] = F::c(if training {
-                            let xhat = (xs[j].to_f64() - mean[ch]) * invstd[ch];
-                            k * (d - sr[ch] / count - xhat * sxr[ch] / count)
-                        } else {
-                            k * d
-                        });
-                    }
+                    grad_input_plane(dys, xs, out, k, mean[ch], c1, c2);
                 }
             }
         });
