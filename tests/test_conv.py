@@ -66,6 +66,17 @@ def test_dtypes(dtype):
                    grad_tol=4.0)
 
 
+@pytest.mark.parametrize("padding,hw", [(1, 20), (0, 17), (2, 14)])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_winograd_sized_convolutions(padding, hw, dtype):
+    """3x3 stride-1 convolutions with >= 16 channels and >= 12x12 outputs run as Winograd
+    F(2x2, 3x3) (forward and input gradient): random values, odd sizes, paddings 0-2. The
+    weight gradient sums ~1200 products per element, so its f32 tolerance is widened."""
+    torch.manual_seed(0)
+    compare_module(torch.nn.Conv2d(24, 32, 3, padding=padding), make((3, 24, hw, hw), torch.float32, 1), dtype,
+                   grad_tol=4.0)
+
+
 def test_channels_last_and_unbatched_inputs():
     torch.manual_seed(0)
     x = make((2, 3, 6, 6), torch.float32, 1).to(memory_format=torch.channels_last)

@@ -20,6 +20,7 @@ use crate::dtype::DType;
 use crate::scratch::Scratch;
 use crate::gemm_split::{self, Mat};
 use crate::view::{err, par_ranges, sequential, with_sequential, View};
+use crate::winograd;
 use crate::KernelError;
 
 const OP: &str = "convolution";
@@ -606,6 +607,29 @@ unsafe fn op_c<T: Real>(pr: &Problem, y: P<T>, x: P<T>, dw: P<T>) {
     });
 }
 
+/// The [`winograd`] shape of a regular 2d 3x3 convolution with stride 1 in f32, when it
+/// applies and pays off.
+fn winograd_shape(pr: &Problem, ct: DType, transposed: bool) -> Option<winograd::Shape> {
+    let g = &pr.geo;
+    let fits = !transposed && ct == DType::F32 && pr.g == 1 && g.k == [1, 3, 3] && g.s == [1; 3] && g.d == [1; 3];
+    let s = winograd::Shape { n: pr.n, cx: pr.cx, cy: pr.cy, h: g.img[1], w: g.img[2], pad: [g.p[1], g.p[2]] };
+    (fits && g.img[0] == 1 && g.p[0] == 0 && winograd::worth_it(&s)).then_some(s)
+}
+
+/// The input gradient of a [`winograd_shape`] convolution as a convolution of the output
+/// gradient: the same geometry with the channels swapped and padding `2 - p`.
+fn input_grad_shape(pr: &Problem) -> Option<winograd::Shape> {
+    let g = &pr.geo;
+    let pad = [2usize.checked_sub(g.p[1])?, 2usize.checked_sub(g.p[2])?];
+    let s = winograd::Shape { n: pr.n, cx: pr.cy, cy: pr.cx, h: g.grid[1], w: g.grid[2], pad };
+    winograd::worth_it(&s).then_some(s)
+}
+
+/// The f32 view of a compute-type pointer (only called when the compute type is f32).
+fn cast<T>(p: P<T>) -> P<f32> {
+    P(p.get() as *mut f32)
+}
+
 /// Fills each channel of `[n, c, len]` with `bias[c]`, or zero.
 unsafe fn init_channels<T: Real>(dst: P<T>, n: usize, c: usize, len: usize, bias: Option<P<T>>) {
     par_ranges(n * c, (1 << 16) / len.max(1) + 1, |r| {
@@ -698,7 +722,9 @@ unsafe fn forward<T: Real>(
     let bp = bi.as_ref().map(|b| P(b.ptr::<T>()));
     let spatial: usize = out.sizes[2..].iter().map(|&s| s as usize).product();
     init_channels(op, pr.n, out.sizes[1] as usize, spatial, bp);
-    if transposed {
+    if let Some(ws) = winograd_shape(pr, ct, transposed) {
+        winograd::conv3x3(&ws, cast(ip), cast(wp), cast(op));
+    } else if transposed {
         op_b(pr, ip, wp, op);
     } else {
         op_a(pr, ip, wp, op);
@@ -760,7 +786,16 @@ unsafe fn backward<T: Real>(
         let op = P(o.ptr::<T>());
         let spatial: usize = gi.sizes[2..].iter().map(|&s| s as usize).product();
         init_channels(op, pr.n, gi.sizes[1] as usize, spatial, None);
-        if transposed {
+        if let Some(ws) = winograd_shape(pr, ct, transposed).and_then(|_| input_grad_shape(pr)) {
+            // grad_input = conv(grad_out, w') with w'[c][o] = w[o][c] rotated by 180 degrees
+            let (cx, cy) = (pr.cx, pr.cy);
+            let mut wt = Scratch::take::<f32>(cx * cy * 9);
+            let (src, dst) = (cast::<T>(P(w.ptr::<T>())), P(wt.ptr::<f32>()));
+            for (o, c, k) in (0..cy).flat_map(|o| (0..cx).flat_map(move |c| (0..9).map(move |k| (o, c, k)))) {
+                *dst.at((c * cy + o) * 9 + 8 - k) = *src.at((o * cx + c) * 9 + k);
+            }
+            winograd::conv3x3(&ws, cast(dyp), dst, cast(op));
+        } else if transposed {
             op_a(pr, dyp, P(w.ptr::<T>()), op);
         } else {
             op_b(pr, dyp, P(w.ptr::<T>()), op);

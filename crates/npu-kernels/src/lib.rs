@@ -54,6 +54,7 @@ mod unary;
 mod unique;
 mod variance;
 mod view;
+mod winograd;
 
 pub use advanced_index::{index_gather, index_put, index_result_shape};
 pub use activation::{activation, activation_backward, Activation, ActivationGrad};

@@ -235,6 +235,12 @@ fn threaded_paths_match_reference_and_sequential_run() {
         (1, 1, 32, 64, 12, 3, p(2, 1, 1)),
         (3, 1, 64, 32, 9, 1, p(1, 0, 1)),
         (2, 16, 1, 1, 10, 3, p(1, 1, 16)),
+        // Winograd F(2x2, 3x3): odd outputs (edge tiles), paddings 0 and 2 (the input
+        // gradient then pads 2 and 0), and images in two blocks (144 tiles each)
+        (3, 1, 17, 16, 15, 3, p(1, 1, 1)),
+        (2, 1, 16, 18, 15, 3, p(1, 0, 1)),
+        (2, 1, 16, 18, 12, 3, p(1, 2, 1)),
+        (5, 1, 16, 16, 24, 3, p(1, 1, 1)),
         // small grids: images are batched into products, in blocks of unequal sizes
         (5, 1, 4, 8, 6, 3, p(1, 1, 1)),
         (3, 1, 8, 8, 7, 1, p(1, 0, 1)),
