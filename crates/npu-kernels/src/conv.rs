@@ -1,5 +1,6 @@
 //! Convolution, 1d to 3d, with stride, padding, dilation, groups and the transposed form,
-//! forward and backward, as im2col + gemm.
+//! forward and backward, as im2col + gemm; 3x3 stride-1 f32 convolutions large enough to pay
+//! off go through Winograd's F(2x2, 3x3) instead (`winograd.rs`).
 //!
 //! Both forms are one linear relation between an "image" X (the side with the larger spatial
 //! extent) and a "grid" Y, with the weight seen per group as a matrix Wm `[Cy, Cx*K]`:
@@ -806,7 +807,11 @@ unsafe fn backward<T: Real>(
         let x = Operand::of(input, ct)?;
         let o = Operand::output(gw, ct);
         let (y, xx) = if transposed { (P(x.ptr::<T>()), dyp) } else { (dyp, P(x.ptr::<T>())) };
-        op_c(pr, y, xx, P(o.ptr::<T>()));
+        if let Some(ws) = winograd_shape(pr, ct, transposed) {
+            winograd::weight_grad(&ws, cast(xx), cast(y), cast(P(o.ptr::<T>())));
+        } else {
+            op_c(pr, y, xx, P(o.ptr::<T>()));
+        }
         o.finish(gw)?;
     }
     if let Some(gb) = gb {

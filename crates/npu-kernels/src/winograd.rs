@@ -3,7 +3,9 @@
 //! `d` under it, so one block takes 16 multiplies instead of 36. Summed over input channels,
 //! the 16 element-wise products become 16 independent matrix products
 //! `M[e] = U[e] @ V[e]`, `U[e]` `[cy, cx]` from the weights and `V[e]` `[cx, tiles]` from the
-//! input, which run on the GEMM kernel: 2.25x fewer multiply-adds than im2col + GEMM.
+//! input, which run on the GEMM kernel: 2.25x fewer multiply-adds than im2col + GEMM. The
+//! input gradient is such a convolution too; the weight gradient is the transpose of the same
+//! steps (`dU[e] = dM[e] @ V[e]^T`, then `G^T dU G`).
 //!
 //! The transforms use only additions, subtractions and halvings, so rounding stays close to a
 //! direct sum (PyTorch CPU's oneDNN and cuDNN use the same algorithm for such shapes).
@@ -204,6 +206,114 @@ unsafe fn output_transform(s: &Shape, m: P<f32>, n0: usize, nb: usize, y: P<f32>
                     }
                     for (d, &val) in out[oy * wo..][..wo].iter_mut().zip(row.iter()) {
                         *d += val;
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// `dw[cy, cx, 3, 3] = ` the weight gradient of [`conv3x3`] for `x` and `dy` (overwritten):
+/// the 16 products' gradients `dU[e] = dM[e] @ V[e]^T`, with `dM` = `A dy A^T` per output tile,
+/// summed over blocks of images in order, then `dw = G^T dU G` per (cy, cx).
+///
+/// # Safety
+/// As for [`conv3x3`]; `dy` is `[n, cy, ho, wo]` and `dw` is written by no one else.
+pub(crate) unsafe fn weight_grad(s: &Shape, x: P<f32>, dy: P<f32>, dw: P<f32>) {
+    let (th, tw) = s.tiles();
+    let tpi = th * tw;
+    let mut du = Scratch::take::<f32>(16 * s.cy * s.cx);
+    let dup = P(du.ptr::<f32>());
+    std::slice::from_raw_parts_mut(dup.get(), 16 * s.cy * s.cx).fill(0.0);
+    let nb = TARGET_TILES.div_ceil(tpi.max(1)).clamp(1, s.n.max(1));
+    for n0 in (0..s.n).step_by(nb) {
+        let nb = nb.min(s.n - n0);
+        let t = nb * tpi;
+        let (mut v, mut m) = (Scratch::take::<f32>(16 * s.cx * t), Scratch::take::<f32>(16 * s.cy * t));
+        let (vp, mp) = (P(v.ptr::<f32>()), P(m.ptr::<f32>()));
+        input_transform(s, x, n0, nb, vp);
+        grad_output_transform(s, dy, n0, nb, mp);
+        let product = |e: usize| {
+            let (a, b, d) = (mp.at(e * s.cy * t), vp.at(e * s.cx * t), dup.at(e * s.cy * s.cx));
+            with_sequential(|| {
+                gemm_split::gemm(
+                    (s.cy, s.cx, t),
+                    Mat::row_major(d, s.cx, false),
+                    true,
+                    Mat::row_major(a, t, false),
+                    Mat::row_major(b, t, true),
+                    1.0,
+                    1.0,
+                )
+            });
+        };
+        if sequential() {
+            (0..16).for_each(product);
+        } else {
+            par_ranges(16, 1, |r| r.for_each(product));
+        }
+    }
+    // dw = G^T dU G, G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]
+    let plane = s.cy * s.cx;
+    par_ranges(plane, 256, |r| {
+        for oc in r {
+            let u = |a: usize, b: usize| *dup.at((a * 4 + b) * plane + oc);
+            let gt = |u0: f32, u1: f32, u2: f32, u3: f32| [u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3];
+            let cols: [[f32; 3]; 4] = std::array::from_fn(|b| gt(u(0, b), u(1, b), u(2, b), u(3, b)));
+            for p in 0..3 {
+                let row = gt(cols[0][p], cols[1][p], cols[2][p], cols[3][p]);
+                for (q, &val) in row.iter().enumerate() {
+                    *dw.at(oc * 9 + p * 3 + q) = val;
+                }
+            }
+        }
+    });
+}
+
+/// `dM[e][o][i * tiles + t]` = `A dy A^T` for the 2x2 block of `dy` under tile t of image
+/// n0 + i (zero past the edge), `A` = [1 0; 1 1; 1 -1; 0 -1]: the transpose of
+/// [`output_transform`].
+unsafe fn grad_output_transform(s: &Shape, dy: P<f32>, n0: usize, nb: usize, m: P<f32>) {
+    let (th, tw) = s.tiles();
+    let (ho, wo) = s.out();
+    let (tpi, t, pw) = (th * tw, nb * th * tw, 2 * tw);
+    par_ranges(nb * s.cy, 1, |r| {
+        let mut buf = vec![0f32; 2 * pw + 4 * pw];
+        let (pair, rows) = buf.split_at_mut(2 * pw);
+        for job in r {
+            let (i, o) = (job / s.cy, job % s.cy);
+            let g = std::slice::from_raw_parts(dy.at(((n0 + i) * s.cy + o) * ho * wo), ho * wo);
+            let col0 = i * tpi;
+            for ty in 0..th {
+                // the tile row's two rows of dy, zero past the edge
+                for k in 0..2 {
+                    let dst = &mut pair[k * pw..][..pw];
+                    dst.fill(0.0);
+                    if 2 * ty + k < ho {
+                        dst[..wo].copy_from_slice(&g[(2 * ty + k) * wo..][..wo]);
+                    }
+                }
+                let (d0, d1) = pair.split_at(pw);
+                // A along the rows: row a of every tile, for every column at once
+                let (r0, rest) = rows.split_at_mut(pw);
+                let (r1, rest) = rest.split_at_mut(pw);
+                let (r2, r3) = rest.split_at_mut(pw);
+                for j in 0..pw {
+                    r0[j] = d0[j];
+                    r1[j] = d0[j] + d1[j];
+                    r2[j] = d0[j] - d1[j];
+                    r3[j] = -d1[j];
+                }
+                // then A^T along the columns of each tile
+                for (a, ra) in [&*r0, &*r1, &*r2, &*r3].into_iter().enumerate() {
+                    let out = |b: usize| std::slice::from_raw_parts_mut(m.at(((a * 4 + b) * s.cy + o) * t + col0 + ty * tw), tw);
+                    let (o0, o1, o2, o3) = (out(0), out(1), out(2), out(3));
+                    for tx in 0..tw {
+                        let q = &ra[2 * tx..2 * tx + 2];
+                        o0[tx] = q[0];
+                        o1[tx] = q[0] + q[1];
+                        o2[tx] = q[0] - q[1];
+                        o3[tx] = -q[1];
                     }
                 }
             }
