@@ -68,28 +68,22 @@ pub(crate) unsafe fn conv3x3(s: &Shape, x: P<f32>, w: P<f32>, y: P<f32>) {
         let (mut v, mut m) = (Scratch::take::<f32>(16 * s.cx * t), Scratch::take::<f32>(16 * s.cy * t));
         let (vp, mp) = (P(v.ptr::<f32>()), P(m.ptr::<f32>()));
         input_transform(s, x, n0, nb, vp);
-        // the 16 products side by side, each on one thread
-        let parallel = !sequential();
-        let product = |e: usize| {
+        sixteen(|e| {
             let (a, b, d) = (up.at(e * s.cy * s.cx), vp.at(e * s.cx * t), mp.at(e * s.cy * t));
-            with_sequential(|| {
-                gemm_split::gemm(
-                    (s.cy, t, s.cx),
-                    Mat::row_major(d, t, false),
-                    false,
-                    Mat::row_major(a, s.cx, false),
-                    Mat::row_major(b, t, false),
-                    0.0,
-                    1.0,
-                )
-            });
-        };
-        if parallel {
-            par_ranges(16, 1, |r| r.for_each(product));
-        } else {
-            (0..16).for_each(product);
-        }
+            let (a, b) = (Mat::row_major(a, s.cx, false), Mat::row_major(b, t, false));
+            gemm_split::gemm((s.cy, t, s.cx), Mat::row_major(d, t, false), false, a, b, 0.0, 1.0);
+        });
         output_transform(s, mp, n0, nb, y);
+    }
+}
+
+/// Runs `product(e)` for the 16 elements of a tile, side by side: each a sequential product on
+/// one thread (16 independent products keep both threads busy without splitting any).
+fn sixteen(product: impl Fn(usize) + Sync) {
+    if sequential() {
+        (0..16).for_each(product);
+    } else {
+        par_ranges(16, 1, |r| r.for_each(|e| with_sequential(|| product(e))));
     }
 }
 
@@ -233,25 +227,11 @@ pub(crate) unsafe fn weight_grad(s: &Shape, x: P<f32>, dy: P<f32>, dw: P<f32>) {
         let (vp, mp) = (P(v.ptr::<f32>()), P(m.ptr::<f32>()));
         input_transform(s, x, n0, nb, vp);
         grad_output_transform(s, dy, n0, nb, mp);
-        let product = |e: usize| {
+        sixteen(|e| {
             let (a, b, d) = (mp.at(e * s.cy * t), vp.at(e * s.cx * t), dup.at(e * s.cy * s.cx));
-            with_sequential(|| {
-                gemm_split::gemm(
-                    (s.cy, s.cx, t),
-                    Mat::row_major(d, s.cx, false),
-                    true,
-                    Mat::row_major(a, t, false),
-                    Mat::row_major(b, t, true),
-                    1.0,
-                    1.0,
-                )
-            });
-        };
-        if sequential() {
-            (0..16).for_each(product);
-        } else {
-            par_ranges(16, 1, |r| r.for_each(product));
-        }
+            let (a, b) = (Mat::row_major(a, t, false), Mat::row_major(b, t, true));
+            gemm_split::gemm((s.cy, s.cx, t), Mat::row_major(d, s.cx, false), true, a, b, 1.0, 1.0);
+        });
     }
     // dw = G^T dU G, G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]
     let plane = s.cy * s.cx;
@@ -260,12 +240,8 @@ pub(crate) unsafe fn weight_grad(s: &Shape, x: P<f32>, dy: P<f32>, dw: P<f32>) {
             let u = |a: usize, b: usize| *dup.at((a * 4 + b) * plane + oc);
             let gt = |u0: f32, u1: f32, u2: f32, u3: f32| [u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3];
             let cols: [[f32; 3]; 4] = std::array::from_fn(|b| gt(u(0, b), u(1, b), u(2, b), u(3, b)));
-            for p in 0..3 {
-                let row = gt(cols[0][p], cols[1][p], cols[2][p], cols[3][p]);
-                for (q, &val) in row.iter().enumerate() {
-                    *dw.at(oc * 9 + p * 3 + q) = val;
-                }
-            }
+            let rows: [[f32; 3]; 3] = std::array::from_fn(|p| gt(cols[0][p], cols[1][p], cols[2][p], cols[3][p]));
+            std::slice::from_raw_parts_mut(dw.at(oc * 9), 9).copy_from_slice(rows.as_flattened());
         }
     });
 }
