@@ -10,6 +10,7 @@ use gemm::Parallelism;
 
 use crate::convert::Element;
 use crate::dense::{Dense, P};
+use crate::gemm_split::{self, Mat};
 use crate::dtype::DType;
 use crate::scalar::Scalar;
 use crate::view::{err, par_ranges, sequential, View};
@@ -200,27 +201,14 @@ unsafe fn run_float<T: Element>(
     }
     let one_product = |(od, oa, ob): (isize, isize, isize), read_dst: bool, beta: T, par: Parallelism| {
         // gemm computes dst = alpha_g * dst + beta_g * lhs @ rhs
-        gemm::gemm(
-            s.m,
-            s.n,
-            s.k,
-            d.get().offset(od),
-            dcs,
-            drs,
-            read_dst,
-            pa.get().offset(oa),
-            acs,
-            ars,
-            pb.get().offset(ob),
-            bcs,
-            brs,
-            beta,
-            alpha,
-            false,
-            false,
-            false,
-            par,
-        )
+        let dst = Mat { ptr: d.get().offset(od), rs: drs, cs: dcs };
+        let (lhs, rhs) = (Mat { ptr: pa.get().offset(oa), rs: ars, cs: acs }, Mat { ptr: pb.get().offset(ob), rs: brs, cs: bcs });
+        let run = || gemm_split::gemm((s.m, s.n, s.k), dst, read_dst, lhs, rhs, beta, alpha);
+        if matches!(par, Parallelism::None) {
+            crate::view::with_sequential(run)
+        } else {
+            run()
+        }
     };
     let threads = if sequential() { 1 } else { rayon::current_num_threads() };
     let par = if threads > 1 && s.macs() >= PAR_MACS {
