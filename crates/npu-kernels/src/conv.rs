@@ -19,8 +19,9 @@ use crate::convert::Element;
 use crate::dense::{Operand, P};
 use crate::dtype::DType;
 use crate::scratch::Scratch;
-use crate::gemm_split::{self, Mat};
-use crate::view::{err, par_ranges, sequential, with_sequential, View};
+use crate::dense::Mat;
+use crate::gemm_split;
+use crate::view::{err, par_ranges, sequential, View};
 use crate::winograd;
 use crate::KernelError;
 
@@ -499,11 +500,7 @@ unsafe fn gemm_rm<T: Real>(
     }
     let one = T::from_f64(1.0);
     let (d, a, b) = (Mat::row_major(dst, n, false), Mat::row_major(a, lda, a_t), Mat::row_major(b, ldb, b_t));
-    if parallel {
-        gemm_split::gemm((m, n, k), d, read, a, b, one, one);
-    } else {
-        with_sequential(|| gemm_split::gemm((m, n, k), d, read, a, b, one, one));
-    }
+    gemm_split::gemm((m, n, k), d, read, a, b, one, one, parallel);
 }
 
 /// Runs `task(i, parallel_inside)` for every `i < tasks`: across threads when there are enough

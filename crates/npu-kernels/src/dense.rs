@@ -86,6 +86,28 @@ impl Operand<'_> {
 
 /// A typed raw pointer that closures running on rayon threads may carry (the kernels that use
 /// it split their output into disjoint parts).
+/// A strided matrix: element (i, j) is at `ptr + i * rs + j * cs` (the operands of both GEMMs).
+#[derive(Clone, Copy)]
+pub(crate) struct Mat<T> {
+    pub ptr: *mut T,
+    pub rs: isize,
+    pub cs: isize,
+}
+// Shared between the threads of one product, each writing its own part of the output.
+unsafe impl<T> Send for Mat<T> {}
+unsafe impl<T> Sync for Mat<T> {}
+
+impl<T> Mat<T> {
+    /// The row-major matrix at `ptr` with rows `ld` apart, transposed when `t`.
+    pub(crate) fn row_major(ptr: *const T, ld: usize, t: bool) -> Mat<T> {
+        let (rs, cs) = if t { (1, ld as isize) } else { (ld as isize, 1) };
+        Mat { ptr: ptr as *mut T, rs, cs }
+    }
+    pub(crate) unsafe fn offset(self, rows: usize, cols: usize) -> Mat<T> {
+        Mat { ptr: self.ptr.offset(rows as isize * self.rs + cols as isize * self.cs), ..self }
+    }
+}
+
 #[derive(Clone, Copy)]
 pub(crate) struct P<T>(pub(crate) *mut T);
 unsafe impl<T> Send for P<T> {}

@@ -21,15 +21,8 @@ const NC: usize = 256;
 /// Rows of A one task covers.
 const MC: usize = 7 * MR;
 
-/// A strided bf16 matrix (raw bits): element (i, j) is at `ptr + i * rs + j * cs`.
-#[derive(Clone, Copy)]
-pub(crate) struct Mat {
-    pub ptr: *const u16,
-    pub rs: isize,
-    pub cs: isize,
-}
-unsafe impl Send for Mat {}
-unsafe impl Sync for Mat {}
+/// A strided bf16 matrix (raw bits).
+pub(crate) type Mat = crate::dense::Mat<u16>;
 
 /// Whether this CPU runs the kernel.
 pub(crate) fn available() -> bool {

@@ -6,36 +6,15 @@
 //! speed. Here each thread runs a sequential product on its own slice of rows (or columns) of
 //! the output, and the caller works one slice itself ([`par_ranges`]).
 
+use crate::dense::Mat;
 use crate::view::{par_ranges, sequential};
 
 /// Multiply-adds below which a product runs on one thread.
 const PAR_MACS: usize = 48 * 48 * 48;
 
-/// A matrix operand: pointer and (row, column) strides in elements.
-#[derive(Clone, Copy)]
-pub(crate) struct Mat<T> {
-    pub ptr: *mut T,
-    pub rs: isize,
-    pub cs: isize,
-}
-// Shared between the threads of one product, each writing its own slice of the output.
-unsafe impl<T> Send for Mat<T> {}
-unsafe impl<T> Sync for Mat<T> {}
-
-impl<T> Mat<T> {
-    /// The row-major matrix at `ptr` with rows `ld` apart, transposed when `t`.
-    pub(crate) fn row_major(ptr: *const T, ld: usize, t: bool) -> Mat<T> {
-        let (rs, cs) = if t { (1, ld as isize) } else { (ld as isize, 1) };
-        Mat { ptr: ptr as *mut T, rs, cs }
-    }
-    unsafe fn offset(self, rows: usize, cols: usize) -> Mat<T> {
-        Mat { ptr: self.ptr.offset(rows as isize * self.rs + cols as isize * self.cs), ..self }
-    }
-}
-
 /// `dst = beta * a @ b + (read_dst ? alpha * dst : 0)` for an `m x k` `a` and a `k x n` `b`
-/// (the `gemm` crate's convention for alpha and beta), on every thread of the pool when the
-/// product is large enough and the caller is not running sequentially.
+/// (the `gemm` crate's convention for alpha and beta), on every thread of the pool when
+/// `parallel`, the product is large enough and the caller is not running sequentially.
 ///
 /// # Safety
 /// The operands address `m x k`, `k x n` and `m x n` valid elements; nothing else writes
@@ -49,13 +28,14 @@ pub(crate) unsafe fn gemm<T: Copy + Send + Sync + 'static>(
     b: Mat<T>,
     alpha: T,
     beta: T,
+    parallel: bool,
 ) {
     let one = |(m, n): (usize, usize), dst: Mat<T>, a: Mat<T>, b: Mat<T>| {
         #[rustfmt::skip]
         gemm::gemm(m, n, k, dst.ptr, dst.cs, dst.rs, read_dst, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs,
                    alpha, beta, false, false, false, gemm::Parallelism::None);
     };
-    let threads = if sequential() { 1 } else { rayon::current_num_threads() };
+    let threads = if !parallel || sequential() { 1 } else { rayon::current_num_threads() };
     if threads <= 1 || m * n * k < PAR_MACS || m == 0 || n == 0 {
         return one((m, n), dst, a, b);
     }
@@ -76,7 +56,8 @@ pub(crate) unsafe fn gemm<T: Copy + Send + Sync + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use super::{gemm, Mat};
+    use super::gemm;
+    use crate::dense::Mat;
 
     /// Split products (tall, wide, thin; transposed operands; reading dst) equal a naive loop.
     #[test]
@@ -99,7 +80,7 @@ mod tests {
                     .collect();
                 let am = Mat::row_major(a.as_ptr(), if at { m } else { k }, at);
                 let bm = Mat::row_major(b.as_ptr(), if bt { k } else { n }, bt);
-                unsafe { gemm((m, n, k), Mat::row_major(c.as_mut_ptr(), n, false), read, am, bm, 0.5, 3.0) };
+                unsafe { gemm((m, n, k), Mat::row_major(c.as_mut_ptr(), n, false), read, am, bm, 0.5, 3.0, true) };
                 assert_eq!(c, want, "{m}x{n}x{k} at={at} bt={bt} read={read}");
             }
         }

@@ -6,11 +6,11 @@
 //! f32 and round once, as PyTorch's CPU kernels do. Integer types use an exact i64 loop with
 //! wrapping arithmetic, which equals PyTorch's result modulo the width of the type.
 
-use gemm::Parallelism;
 
 use crate::convert::Element;
 use crate::dense::{Dense, P};
-use crate::gemm_split::{self, Mat};
+use crate::dense::Mat;
+use crate::gemm_split;
 use crate::dtype::DType;
 use crate::scalar::Scalar;
 use crate::view::{err, par_ranges, sequential, View};
@@ -199,23 +199,13 @@ unsafe fn run_float<T: Element>(
         }
         return;
     }
-    let one_product = |(od, oa, ob): (isize, isize, isize), read_dst: bool, beta: T, par: Parallelism| {
+    let one_product = |(od, oa, ob): (isize, isize, isize), read_dst: bool, beta: T, par: bool| {
         // gemm computes dst = alpha_g * dst + beta_g * lhs @ rhs
         let dst = Mat { ptr: d.get().offset(od), rs: drs, cs: dcs };
         let (lhs, rhs) = (Mat { ptr: pa.get().offset(oa), rs: ars, cs: acs }, Mat { ptr: pb.get().offset(ob), rs: brs, cs: bcs });
-        let run = || gemm_split::gemm((s.m, s.n, s.k), dst, read_dst, lhs, rhs, beta, alpha);
-        if matches!(par, Parallelism::None) {
-            crate::view::with_sequential(run)
-        } else {
-            run()
-        }
+        gemm_split::gemm((s.m, s.n, s.k), dst, read_dst, lhs, rhs, beta, alpha, par);
     };
-    let threads = if sequential() { 1 } else { rayon::current_num_threads() };
-    let par = if threads > 1 && s.macs() >= PAR_MACS {
-        Parallelism::Rayon(threads)
-    } else {
-        Parallelism::None
-    };
+    let par = !sequential() && rayon::current_num_threads() > 1 && s.macs() >= PAR_MACS;
     if s.summed {
         for (i, &off) in s.batches.iter().enumerate() {
             let first = i == 0;
@@ -223,12 +213,12 @@ unsafe fn run_float<T: Element>(
             let scale = if first { beta } else { T::from_f64(1.0) };
             one_product(off, read, scale, par);
         }
-    } else if matches!(par, Parallelism::None) && s.batches.len() > 1 {
+    } else if !par && s.batches.len() > 1 {
         // Many small products: one thread each.
         let grain = (PAR_MACS / s.macs().max(1)).max(1);
         par_ranges(s.batches.len(), grain, |r| {
             for &off in &s.batches[r] {
-                one_product(off, !beta_zero, beta, Parallelism::None);
+                one_product(off, !beta_zero, beta, false);
             }
         });
     } else {

@@ -10,10 +10,10 @@
 //! The transforms use only additions, subtractions and halvings, so rounding stays close to a
 //! direct sum (PyTorch CPU's oneDNN and cuDNN use the same algorithm for such shapes).
 
-use crate::dense::P;
-use crate::gemm_split::{self, Mat};
+use crate::dense::{Mat, P};
+use crate::gemm_split;
 use crate::scratch::Scratch;
-use crate::view::{par_ranges, sequential, with_sequential};
+use crate::view::{par_ranges, sequential};
 
 /// A stride-1, dilation-1, single-group 3x3 convolution of f32 planes.
 #[derive(Clone, Copy, Debug)]
@@ -71,7 +71,7 @@ pub(crate) unsafe fn conv3x3(s: &Shape, x: P<f32>, w: P<f32>, y: P<f32>) {
         sixteen(|e| {
             let (a, b, d) = (up.at(e * s.cy * s.cx), vp.at(e * s.cx * t), mp.at(e * s.cy * t));
             let (a, b) = (Mat::row_major(a, s.cx, false), Mat::row_major(b, t, false));
-            gemm_split::gemm((s.cy, t, s.cx), Mat::row_major(d, t, false), false, a, b, 0.0, 1.0);
+            gemm_split::gemm((s.cy, t, s.cx), Mat::row_major(d, t, false), false, a, b, 0.0, 1.0, false);
         });
         output_transform(s, mp, n0, nb, y);
     }
@@ -83,7 +83,7 @@ fn sixteen(product: impl Fn(usize) + Sync) {
     if sequential() {
         (0..16).for_each(product);
     } else {
-        par_ranges(16, 1, |r| r.for_each(|e| with_sequential(|| product(e))));
+        par_ranges(16, 1, |r| r.for_each(&product));
     }
 }
 
@@ -230,7 +230,7 @@ pub(crate) unsafe fn weight_grad(s: &Shape, x: P<f32>, dy: P<f32>, dw: P<f32>) {
         sixteen(|e| {
             let (a, b, d) = (mp.at(e * s.cy * t), vp.at(e * s.cx * t), dup.at(e * s.cy * s.cx));
             let (a, b) = (Mat::row_major(a, t, false), Mat::row_major(b, t, true));
-            gemm_split::gemm((s.cy, s.cx, t), Mat::row_major(d, s.cx, false), true, a, b, 1.0, 1.0);
+            gemm_split::gemm((s.cy, s.cx, t), Mat::row_major(d, s.cx, false), true, a, b, 1.0, 1.0, false);
         });
     }
     // dw = G^T dU G, G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]
