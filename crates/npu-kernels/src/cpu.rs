@@ -1,13 +1,14 @@
 //! Run-time CPU feature checks for the hot loops that are compiled three times: for the baseline
-//! target, with AVX2 and with AVX-512 enabled (the same source, so results are identical; Rust
-//! never contracts or reassociates float operations, whatever the target features).
+//! target, with AVX2+FMA and with AVX-512 enabled (the same source, so results are identical:
+//! Rust never contracts or reassociates float operations, whatever the target features, and an
+//! explicit `mul_add` is one rounding everywhere, a libm call on the baseline target).
 
-/// Whether AVX2 may be used (the check is cached by std after the first call).
+/// Whether AVX2 and FMA may be used (the check is cached by std after the first call).
 #[inline]
 pub(crate) fn avx2() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -43,11 +44,11 @@ macro_rules! with_avx2 {
         $vis fn $name<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
             #[cfg(target_arch = "x86_64")]
             {
-                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
                 unsafe fn avx512<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
                     $body::<$($g),*>($($arg),*)
                 }
-                #[target_feature(enable = "avx2")]
+                #[target_feature(enable = "avx2,fma")]
                 unsafe fn avx2<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
                     $body::<$($g),*>($($arg),*)
                 }

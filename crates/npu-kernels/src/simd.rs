@@ -9,6 +9,10 @@ use half::{bf16, f16};
 /// `src` and `dst` must be valid for `n` elements.
 pub(crate) unsafe fn f32_to_bf16(src: *const f32, dst: *mut bf16, n: usize) {
     #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx512() {
+        return x86::f32_to_bf16_avx512(src, dst, n);
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         return x86::f32_to_bf16(src, dst, n);
     }
@@ -22,6 +26,10 @@ pub(crate) unsafe fn f32_to_bf16(src: *const f32, dst: *mut bf16, n: usize) {
 /// # Safety
 /// `src` and `dst` must be valid for `n` elements.
 pub(crate) unsafe fn bf16_to_f32(src: *const bf16, dst: *mut f32, n: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx512() {
+        return x86::bf16_to_f32_avx512(src, dst, n);
+    }
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         return x86::bf16_to_f32(src, dst, n);
@@ -84,6 +92,37 @@ mod x86 {
         for k in i..n {
             *dst.add(k) = crate::convert::f32_to_bf16(*src.add(k));
         }
+    }
+
+    /// [`f32_to_bf16`] 16 lanes at a time; the AVX2 loop takes the tail.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+    pub(super) unsafe fn f32_to_bf16_avx512(src: *const f32, dst: *mut bf16, n: usize) {
+        let (lsb, bias, nan) = (_mm512_set1_epi32(1), _mm512_set1_epi32(0x7FFF), _mm512_set1_epi32(0x7FC0));
+        let mut i = 0;
+        while i + 16 <= n {
+            let v = _mm512_loadu_ps(src.add(i));
+            let u = _mm512_castps_si512(v);
+            let odd = _mm512_and_si512(_mm512_srli_epi32::<16>(u), lsb);
+            let r = _mm512_srli_epi32::<16>(_mm512_add_epi32(_mm512_add_epi32(u, bias), odd));
+            let r = _mm512_mask_mov_epi32(r, _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(v, v), nan);
+            // vpmovdw: each u32 (< 2^16) to its u16, in order
+            _mm256_storeu_si256(dst.add(i) as *mut __m256i, _mm512_cvtepi32_epi16(r));
+            i += 16;
+        }
+        f32_to_bf16(src.add(i), dst.add(i), n - i)
+    }
+
+    /// [`bf16_to_f32`] 16 lanes at a time; the AVX2 loop takes the tail.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+    pub(super) unsafe fn bf16_to_f32_avx512(src: *const bf16, dst: *mut f32, n: usize) {
+        let mut i = 0;
+        while i + 16 <= n {
+            let h = _mm256_loadu_si256(src.add(i) as *const __m256i);
+            let w = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(h));
+            _mm512_storeu_ps(dst.add(i), _mm512_castsi512_ps(w));
+            i += 16;
+        }
+        bf16_to_f32(src.add(i), dst.add(i), n - i)
     }
 
     #[target_feature(enable = "avx2")]
@@ -169,7 +208,7 @@ mod tests {
             .map(|i| f32::from_bits(i.wrapping_mul(2_654_435_761)))
             .chain([1.0 + 2f32.powi(-8), 1.0 + 3.0 * 2f32.powi(-8), f32::MAX, -f32::NAN, f32::NAN, -0.0, f32::NEG_INFINITY])
             .collect();
-        for n in [src.len(), 7, 8, 9, 0] {
+        for n in [src.len(), 7, 8, 9, 0, 16, 17, 25, 31] {
             let mut b = vec![bf16::ZERO; n];
             unsafe { f32_to_bf16(src.as_ptr(), b.as_mut_ptr(), n) };
             for (x, y) in src.iter().zip(&b) {
