@@ -6,7 +6,7 @@
 //!
 //! * **inner scheme** (the src dim with the smallest stride is reduced): each output walks its
 //!   reduction index space in rows; contiguous rows are cut into blocks of `PAIRWISE_BASE`
-//!   summed with `LANES` independent accumulators (vectorized), and block and row results are
+//!   summed with 4 x `LANES` independent accumulators (vectorized), and block and row results are
 //!   merged pairwise by a binary-counter cascade. Reduction spaces longer than `BLOCK` are cut
 //!   into fixed blocks that run in parallel and are merged the same way.
 //! * **column scheme** (the smallest stride is a kept dim of at least 16 elements, e.g. summing
@@ -73,7 +73,7 @@ const COL_BLOCK: usize = 256;
 /// Independent accumulators of a contiguous slice reduction.
 const LANES: usize = 16;
 /// Blocks of this many elements are reduced by the lanes; blocks are merged pairwise.
-const PAIRWISE_BASE: usize = 512;
+const PAIRWISE_BASE: usize = 2048;
 /// Work (elements) per parallel task, roughly.
 const WORK_GRAIN: usize = 32 * 1024;
 
@@ -268,12 +268,22 @@ fn identity<A: Acc>(c: Comb) -> A {
 /// Reduces a slice with `LANES` independent accumulators, then combines the lanes as a tree.
 #[inline(always)]
 fn lanes<A: Copy>(xs: &[A], init: A, f: impl Fn(A, A) -> A + Copy) -> A {
-    let mut acc = [init; LANES];
-    let mut it = xs.chunks_exact(LANES);
+    // four groups of LANES, so that four vector additions are in flight
+    let (mut acc, mut a1, mut a2, mut a3) = ([init; LANES], [init; LANES], [init; LANES], [init; LANES]);
+    let mut it = xs.chunks_exact(4 * LANES);
     for ch in &mut it {
+        let (c0, rest) = ch.split_at(LANES);
+        let (c1, rest) = rest.split_at(LANES);
+        let (c2, c3) = rest.split_at(LANES);
         for j in 0..LANES {
-            acc[j] = f(acc[j], ch[j]);
+            acc[j] = f(acc[j], c0[j]);
+            a1[j] = f(a1[j], c1[j]);
+            a2[j] = f(a2[j], c2[j]);
+            a3[j] = f(a3[j], c3[j]);
         }
+    }
+    for j in 0..LANES {
+        acc[j] = f(f(acc[j], a1[j]), f(a2[j], a3[j]));
     }
     let mut w = LANES;
     while w > 1 {
@@ -340,24 +350,27 @@ with_avx2!(
 
 #[inline(always)]
 fn slice_reduce_body<A: Acc>(c: Comb, xs: &[A]) -> A {
-    // Sums and products: blocks of PAIRWISE_BASE reduced by the lanes, blocks merged pairwise
-    // (a binary-counter cascade, so that this stays inlinable into the AVX2 copy).
-    let blocks = |init: A, f: fn(A, A) -> A| {
-        if xs.len() <= PAIRWISE_BASE {
-            return lanes(xs, init, f);
-        }
-        let mut cas = Cascade::<A>::new(c);
-        for blk in xs.chunks(PAIRWISE_BASE) {
-            cas.push(lanes(blk, init, f));
-        }
-        cas.finish()
-    };
     match c {
-        Comb::Sum => blocks(A::ZERO, |x: A, y: A| x.add(y)),
-        Comb::Prod => blocks(A::ONE, |x: A, y: A| x.mul(y)),
+        Comb::Sum => blocks(c, xs, A::ZERO, |x: A, y: A| x.add(y)),
+        Comb::Prod => blocks(c, xs, A::ONE, |x: A, y: A| x.mul(y)),
         Comb::Max => extreme(xs, true),
         Comb::Min => extreme(xs, false),
     }
+}
+
+/// Sums and products: blocks of PAIRWISE_BASE reduced by the lanes, blocks merged pairwise
+/// (a binary-counter cascade). A function, not a closure, so that it is inlined into the
+/// AVX copies of `slice_reduce` (a closure was compiled once, for the baseline target).
+#[inline(always)]
+fn blocks<A: Acc>(c: Comb, xs: &[A], init: A, f: impl Fn(A, A) -> A + Copy) -> A {
+    if xs.len() <= PAIRWISE_BASE {
+        return lanes(xs, init, f);
+    }
+    let mut cas = Cascade::<A>::new(c);
+    for blk in xs.chunks(PAIRWISE_BASE) {
+        cas.push(lanes(blk, init, f));
+    }
+    cas.finish()
 }
 
 with_avx2!(
