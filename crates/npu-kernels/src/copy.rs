@@ -5,7 +5,7 @@ use crate::dtype::DType;
 use crate::simd;
 use crate::view::{err, par_ranges, Layout, Ptr, View};
 use crate::KernelError;
-use half::f16;
+use half::{bf16, f16};
 
 /// Conversions are compute-bound: split above ~64K elements.
 const CONVERT_GRAIN: usize = 32 * 1024;
@@ -76,12 +76,18 @@ fn copy_convert<D: Element, S: Element>(layout: &Layout<2>, dst: Ptr, src: Ptr) 
             // Raw pointers, not slices: an in-place conversion between same-size dtypes
             // (dst and src at one address) is legal in PyTorch.
             if ds == 1 && ss == 1 {
-                // f32 <-> f16 is every autocast's copy; the scalar loop does not vectorize.
+                // f32 <-> f16/bf16 is every autocast's copy; the scalar loops do not vectorize.
                 if D::DTYPE == DType::F16 && S::DTYPE == DType::F32 {
                     return simd::f32_to_f16(s as *const f32, d as *mut f16, len);
                 }
                 if D::DTYPE == DType::F32 && S::DTYPE == DType::F16 {
                     return simd::f16_to_f32(s as *const f16, d as *mut f32, len);
+                }
+                if D::DTYPE == DType::BF16 && S::DTYPE == DType::F32 {
+                    return simd::f32_to_bf16(s as *const f32, d as *mut bf16, len);
+                }
+                if D::DTYPE == DType::F32 && S::DTYPE == DType::BF16 {
+                    return simd::bf16_to_f32(s as *const bf16, d as *mut f32, len);
                 }
                 for k in 0..len {
                     *d.add(k) = (*s.add(k)).cast::<D>();
