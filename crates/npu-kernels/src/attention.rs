@@ -21,7 +21,7 @@ use crate::math::Float;
 use crate::philox::PhiloxStream;
 use crate::reduce::{reduce, ReduceOp};
 use crate::softmax::{lane_max, sum_of};
-use crate::view::{err, par_ranges, View};
+use crate::view::{err, par_ranges, sequential, View};
 use crate::{DType, KernelError};
 
 const BLOCK_Q: usize = 64;
@@ -491,72 +491,118 @@ fn backward_typed<T: Float + 'static>(
     let (pdk, pdv, pdq) = (P(dk.ptr::<T>()), P(dv_.ptr::<T>()), P(dq.ptr::<T>()));
     let pdm = dm.as_ref().map(|m| P(m.ptr::<T>()));
     let group = dims.group();
-    // dK and dV: one task per (batch, kv head, key block), over every query row that sees it.
-    let kblocks = ns.div_ceil(BLOCK_K);
-    tasks(b * hk * kblocks, |t| unsafe {
-        let (bk, kb) = (t / kblocks, t % kblocks);
-        let (bi, hkv) = (bk / hk, bk % hk);
-        let j0 = kb * BLOCK_K;
-        let ck = BLOCK_K.min(ns - j0);
-        let (kdst, vdst) = (pdk.at((bk * ns + j0) * d), pdv.at((bk * ns + j0) * dv));
-        std::slice::from_raw_parts_mut(kdst, ck * d).fill(T::ZERO);
-        std::slice::from_raw_parts_mut(vdst, ck * dv).fill(T::ZERO);
-        let (mut p, mut ds) = (vec![T::ZERO; BLOCK_Q * ck], vec![T::ZERO; BLOCK_Q * ck]);
-        for hi in hkv * group..(hkv + 1) * group {
-            let bh = bi * h + hi;
-            // causal: rows before j0 see none of this block
-            let first = if params.causal { j0 / BLOCK_Q * BLOCK_Q } else { 0 };
-            for i0 in (first..l).step_by(BLOCK_Q) {
-                let rq = BLOCK_Q.min(l - i0);
-                let (p, ds) = (&mut p[..rq * ck], &mut ds[..rq * ck]);
-                block_grads(&inp, go, lp, &delta[bh * l + i0..], (bi, hi), (i0, rq), (j0, ck), p, ds);
-                if let Some(pm) = pdm {
-                    for r in 0..rq {
-                        let dst = pm.slice((bh * l + i0 + r) * ns + j0, ck);
-                        dst.copy_from_slice(&ds[r * ck..(r + 1) * ck]);
+    if sequential() || b * hk >= 2 * rayon::current_num_threads() {
+        // One thread, or enough heads to share out: one task per (batch, kv head) owns its dK,
+        // dV and dQ, so each block's probabilities are computed once. The two passes below
+        // (for few heads) recompute them for dQ. Both sum every gradient in the same order, so
+        // the results are the same bits.
+        tasks(b * hk, |t| unsafe {
+            let (bi, hkv) = (t / hk, t % hk);
+            let (kdst, vdst) = (pdk.at(t * ns * d), pdv.at(t * ns * dv));
+            std::slice::from_raw_parts_mut(kdst, ns * d).fill(T::ZERO);
+            std::slice::from_raw_parts_mut(vdst, ns * dv).fill(T::ZERO);
+            let (mut p, mut ds) = (vec![T::ZERO; BLOCK_Q * BLOCK_K], vec![T::ZERO; BLOCK_Q * BLOCK_K]);
+            for hi in hkv * group..(hkv + 1) * group {
+                let bh = bi * h + hi;
+                for i0 in (0..l).step_by(BLOCK_Q) {
+                    let rq = BLOCK_Q.min(l - i0);
+                    let qdst = pdq.at((bh * l + i0) * d);
+                    std::slice::from_raw_parts_mut(qdst, rq * d).fill(T::ZERO);
+                    let end = inp.key_end(i0, rq);
+                    for j0 in (0..end).step_by(BLOCK_K) {
+                        // whole key blocks for dK and dV, as the first pass below
+                        let ck = BLOCK_K.min(ns - j0);
+                        let (p, ds) = (&mut p[..rq * ck], &mut ds[..rq * ck]);
+                        block_grads(&inp, go, lp, &delta[bh * l + i0..], (bi, hi), (i0, rq), (j0, ck), p, ds);
+                        if let Some(pm) = pdm {
+                            for r in 0..rq {
+                                pm.slice((bh * l + i0 + r) * ns + j0, ck).copy_from_slice(&ds[r * ck..(r + 1) * ck]);
+                            }
+                        }
+                        let gop = go.at((bh * l + i0) * dv);
+                        mm(ck, dv, rq, vdst.add(j0 * dv), dv, true, p.as_ptr(), (1, ck), gop, (dv, 1), T::ONE);
+                        let qp = inp.q.at((bh * l + i0) * d);
+                        mm(ck, d, rq, kdst.add(j0 * d), d, true, ds.as_ptr(), (1, ck), qp, (d, 1), scale);
+                        // dQ over the keys these rows see, as the second pass below
+                        let kp = inp.k.at((t * ns + j0) * d);
+                        mm(rq, d, BLOCK_K.min(end - j0), qdst, d, true, ds.as_ptr(), (ck, 1), kp, (d, 1), scale);
+                    }
+                    if let Some(pm) = pdm {
+                        for r in 0..rq {
+                            pm.slice((bh * l + i0 + r) * ns, ns)[end..].fill(T::ZERO);
+                        }
                     }
                 }
-                // dV += (P∘Z)ᵀ · dO ; dK += scale · dSᵀ · Q
-                let gop = go.at((bh * l + i0) * dv);
-                mm(ck, dv, rq, vdst, dv, true, p.as_ptr(), (1, ck), gop, (dv, 1), T::ONE);
-                let qp = inp.q.at((bh * l + i0) * d);
-                mm(ck, d, rq, kdst, d, true, ds.as_ptr(), (1, ck), qp, (d, 1), scale);
             }
-            if let Some(pm) = pdm {
-                // rows a causal mask hides from this block entirely: zero gradient
-                for i in 0..first.min(l) {
-                    pm.slice((bh * l + i) * ns + j0, ck).fill(T::ZERO);
+        });
+    } else {
+        // dK and dV: one task per (batch, kv head, key block), over every query row that sees it.
+        let kblocks = ns.div_ceil(BLOCK_K);
+        tasks(b * hk * kblocks, |t| unsafe {
+            let (bk, kb) = (t / kblocks, t % kblocks);
+            let (bi, hkv) = (bk / hk, bk % hk);
+            let j0 = kb * BLOCK_K;
+            let ck = BLOCK_K.min(ns - j0);
+            let (kdst, vdst) = (pdk.at((bk * ns + j0) * d), pdv.at((bk * ns + j0) * dv));
+            std::slice::from_raw_parts_mut(kdst, ck * d).fill(T::ZERO);
+            std::slice::from_raw_parts_mut(vdst, ck * dv).fill(T::ZERO);
+            let (mut p, mut ds) = (vec![T::ZERO; BLOCK_Q * ck], vec![T::ZERO; BLOCK_Q * ck]);
+            for hi in hkv * group..(hkv + 1) * group {
+                let bh = bi * h + hi;
+                // causal: rows before j0 see none of this block
+                let first = if params.causal { j0 / BLOCK_Q * BLOCK_Q } else { 0 };
+                for i0 in (first..l).step_by(BLOCK_Q) {
+                    let rq = BLOCK_Q.min(l - i0);
+                    let (p, ds) = (&mut p[..rq * ck], &mut ds[..rq * ck]);
+                    block_grads(&inp, go, lp, &delta[bh * l + i0..], (bi, hi), (i0, rq), (j0, ck), p, ds);
+                    if let Some(pm) = pdm {
+                        for r in 0..rq {
+                            let dst = pm.slice((bh * l + i0 + r) * ns + j0, ck);
+                            dst.copy_from_slice(&ds[r * ck..(r + 1) * ck]);
+                        }
+                    }
+                    // dV += (P∘Z)ᵀ · dO ; dK += scale · dSᵀ · Q
+                    let gop = go.at((bh * l + i0) * dv);
+                    mm(ck, dv, rq, vdst, dv, true, p.as_ptr(), (1, ck), gop, (dv, 1), T::ONE);
+                    let qp = inp.q.at((bh * l + i0) * d);
+                    mm(ck, d, rq, kdst, d, true, ds.as_ptr(), (1, ck), qp, (d, 1), scale);
+                }
+                if let Some(pm) = pdm {
+                    // rows a causal mask hides from this block entirely: zero gradient
+                    for i in 0..first.min(l) {
+                        pm.slice((bh * l + i) * ns + j0, ck).fill(T::ZERO);
+                    }
                 }
             }
-        }
-    });
-    // dQ: one task per (batch, head, query block), over the keys it sees.
-    let qblocks = l.div_ceil(BLOCK_Q);
-    tasks(b * h * qblocks, |t| unsafe {
-        let (bh, qb) = (t / qblocks, t % qblocks);
-        let (bi, hi) = (bh / h, bh % h);
-        let hkv = hi / group;
-        let i0 = qb * BLOCK_Q;
-        let rq = BLOCK_Q.min(l - i0);
-        let qdst = pdq.at((bh * l + i0) * d);
-        std::slice::from_raw_parts_mut(qdst, rq * d).fill(T::ZERO);
-        let (mut p, mut ds) = (vec![T::ZERO; rq * BLOCK_K], vec![T::ZERO; rq * BLOCK_K]);
-        let end = inp.key_end(i0, rq);
-        for j0 in (0..end).step_by(BLOCK_K) {
-            let ck = BLOCK_K.min(end - j0);
-            let (p, ds) = (&mut p[..rq * ck], &mut ds[..rq * ck]);
-            block_grads(&inp, go, lp, &delta[bh * l + i0..], (bi, hi), (i0, rq), (j0, ck), p, ds);
-            let kp = inp.k.at(((bi * hk + hkv) * ns + j0) * d);
-            mm(rq, d, ck, qdst, d, true, ds.as_ptr(), (ck, 1), kp, (d, 1), scale);
-        }
-        if let Some(pm) = pdm {
-            // keys past a causal block end were never visited by the dK pass for these rows
-            for r in 0..rq {
-                let row = pm.slice((bh * l + i0 + r) * ns, ns);
-                row[end..].fill(T::ZERO);
+        });
+        // dQ: one task per (batch, head, query block), over the keys it sees.
+        let qblocks = l.div_ceil(BLOCK_Q);
+        tasks(b * h * qblocks, |t| unsafe {
+            let (bh, qb) = (t / qblocks, t % qblocks);
+            let (bi, hi) = (bh / h, bh % h);
+            let hkv = hi / group;
+            let i0 = qb * BLOCK_Q;
+            let rq = BLOCK_Q.min(l - i0);
+            let qdst = pdq.at((bh * l + i0) * d);
+            std::slice::from_raw_parts_mut(qdst, rq * d).fill(T::ZERO);
+            let (mut p, mut ds) = (vec![T::ZERO; rq * BLOCK_K], vec![T::ZERO; rq * BLOCK_K]);
+            let end = inp.key_end(i0, rq);
+            for j0 in (0..end).step_by(BLOCK_K) {
+                let ck = BLOCK_K.min(end - j0);
+                let (p, ds) = (&mut p[..rq * ck], &mut ds[..rq * ck]);
+                block_grads(&inp, go, lp, &delta[bh * l + i0..], (bi, hi), (i0, rq), (j0, ck), p, ds);
+                let kp = inp.k.at(((bi * hk + hkv) * ns + j0) * d);
+                mm(rq, d, ck, qdst, d, true, ds.as_ptr(), (ck, 1), kp, (d, 1), scale);
             }
-        }
-    });
+            if let Some(pm) = pdm {
+                // keys past a causal block end were never visited by the dK pass for these rows
+                for r in 0..rq {
+                    let row = pm.slice((bh * l + i0 + r) * ns, ns);
+                    row[end..].fill(T::ZERO);
+                }
+            }
+        });
+    }
     dq.finish(gq)?;
     dk.finish(gk)?;
     dv_.finish(gv)?;

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use npu_kernels::{attention_backward, attention_forward, attention_reference, AttentionDropout, AttentionParams, DType, View};
+use npu_kernels::{attention_backward, attention_forward, attention_reference, with_sequential, AttentionDropout, AttentionParams, DType, View};
 
 #[derive(Clone, Copy)]
 struct Case {
@@ -174,6 +174,36 @@ fn forward_and_backward_match_the_full_matrix() {
 fn more_queries_than_keys_and_grouped_heads() {
     run(DType::F64, Case { b: 1, h: 4, hk: 2, l: 9, s: 3, d: 2, dv: 5 }, None, true, 8);
     run(DType::F64, Case { b: 3, h: 6, hk: 3, l: 70, s: 130, d: 8, dv: 8 }, Some([3, 1, 70, 1]), false, 9);
+}
+
+/// The one-pass backward (one thread, or many heads) and the two-pass one (few heads on
+/// several threads) give the same bits: causal, with a mask gradient, grouped heads.
+#[test]
+fn backward_passes_agree_bit_for_bit() {
+    let c = Case { b: 1, h: 2, hk: 1, l: 150, s: 200, d: 16, dv: 8 };
+    let mut rng = Rng(11);
+    let sz = |a: usize, b_: usize, c_: usize, d_: usize| [a as i64, b_ as i64, c_ as i64, d_ as i64];
+    let dt = DType::F32;
+    let (_qb, qv, _) = filled(dt, &sz(c.b, c.h, c.l, c.d), &mut rng, 1.5);
+    let (_kb, kv, _) = filled(dt, &sz(c.b, c.hk, c.s, c.d), &mut rng, 1.5);
+    let (_vb, vv, _) = filled(dt, &sz(c.b, c.hk, c.s, c.dv), &mut rng, 1.0);
+    let (_mb, mv, _) = filled(dt, &sz(c.b, 1, c.l, c.s), &mut rng, 2.0);
+    let (_gb, gv, _) = filled(dt, &sz(c.b, c.h, c.l, c.dv), &mut rng, 1.0);
+    let params = AttentionParams { scale: 0.25, causal: true, dropout: None };
+    let (_ob, ov) = Buf::contiguous(dt, &sz(c.b, c.h, c.l, c.dv));
+    let (_lb, lv) = Buf::contiguous(dt, &[c.b as i64, c.h as i64, c.l as i64]);
+    attention_forward(&ov, &lv, &qv, &kv, &vv, Some(&mv), params).unwrap();
+    let grads = || {
+        let bufs = [&qv.sizes, &kv.sizes, &vv.sizes, &mv.sizes].map(|s| Buf::contiguous(dt, s));
+        let [(qb, q), (kb, k), (vb, v), (mb, m)] = bufs;
+        attention_backward(&q, &k, &v, Some(&m), &gv, &qv, &kv, &vv, Some(&mv), &ov, &lv, params).unwrap();
+        [qb, kb, vb, mb].map(|b| b.f64s())
+    };
+    let two_pass = grads();
+    let one_pass = with_sequential(grads);
+    for (what, (a, b)) in ["dq", "dk", "dv", "dmask"].iter().zip(two_pass.iter().zip(&one_pass)) {
+        assert!(a.iter().zip(b).all(|(x, y)| x.to_bits() == y.to_bits()), "{what} differs");
+    }
 }
 
 #[test]
