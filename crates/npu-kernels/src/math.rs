@@ -384,7 +384,9 @@ pub(crate) fn gelu_erf_f32(x: f32) -> f32 {
 
 /// e^y for y <= 0 (NaN too), for GELU's erf: arguments below -87 give e^-87 instead of
 /// smaller or subnormal results, which vanish there next to 1. One clamp and one scaling, where
-/// [`exp_f32`] needs the full range.
+/// [`exp_f32`] needs the full range. Fused multiply-adds: GELU runs only in the AVX copies of
+/// the kernels (`cpu.rs`); [`exp_f32`] has none, since code compiled for the baseline target
+/// also calls it, where each `mul_add` would be a libm call.
 #[inline(always)]
 fn exp_nonpos_f32(y: f32) -> f32 {
     let y = if y >= -87.0 { y } else { -87.0 };
@@ -409,10 +411,10 @@ pub(crate) fn exp_f32(x: f32) -> f32 {
     } else {
         x
     };
-    let n = xc.mul_add(LOG2E, 12_582_912.0) - 12_582_912.0; // round to nearest (1.5 * 2^23 trick)
-    let r = (-n).mul_add(LN2_LO, (-n).mul_add(LN2_HI, xc));
-    let q = EXP_Q[4].mul_add(r, EXP_Q[3]).mul_add(r, EXP_Q[2]).mul_add(r, EXP_Q[1]).mul_add(r, EXP_Q[0]);
-    let p = (r * r).mul_add(q, 1.0 + r);
+    let n = (xc * LOG2E + 12_582_912.0) - 12_582_912.0; // round to nearest (1.5 * 2^23 trick)
+    let r = (xc - n * LN2_HI) - n * LN2_LO;
+    let q = (((EXP_Q[4] * r + EXP_Q[3]) * r + EXP_Q[2]) * r + EXP_Q[1]) * r + EXP_Q[0];
+    let p = 1.0 + r + r * r * q;
     // SAFETY: n is an integer in [-150, 129]
     let ni: i32 = unsafe { n.to_int_unchecked() };
     let n1 = ni >> 1;
