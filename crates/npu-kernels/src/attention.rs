@@ -233,6 +233,25 @@ impl<T: Float + 'static> Inputs<'_, T> {
     }
 }
 
+/// One step of the online softmax for a row of scores: with `m` the row's maximum so far,
+/// returns the new maximum and the sum of `exp(x - new maximum)`, which replace the scores
+/// (zeros, and a maximum of -inf, when every score so far is -inf).
+#[inline(always)]
+fn online_row_body<T: Float>(row: &mut [T], m: T) -> (T, T) {
+    let bmax = lane_max(row);
+    let new_m = if bmax > m { bmax } else { m };
+    if new_m == -T::INFINITY {
+        row.fill(T::ZERO);
+        return (new_m, T::ZERO);
+    }
+    row.iter_mut().for_each(|x| *x = (*x - new_m).vexp());
+    (new_m, sum_of(row))
+}
+
+with_avx2! {
+    fn online_row<T: Float>(row: &mut [T], m: T) -> (T, T) => online_row_body
+}
+
 #[inline(always)]
 fn exp_shifted_body<T: Float>(row: &mut [T], m: T) {
     row.iter_mut().for_each(|x| *x = (*x - m).vexp());
@@ -320,15 +339,12 @@ fn forward_typed<T: Float + 'static>(
             inp.scores(bi, hi, i0, rq, j0, ck, s);
             for r in 0..rq {
                 let row = &mut s[r * ck..(r + 1) * ck];
-                let bmax = lane_max(row);
-                let new_m = if bmax > m[r] { bmax } else { m[r] };
+                let (new_m, row_sum) = online_row(row, m[r]);
                 if new_m == -T::INFINITY {
-                    row.fill(T::ZERO);
                     continue;
                 }
                 let rescale = (m[r] - new_m).vexp();
-                exp_shifted(row, new_m);
-                sum[r] = sum[r] * rescale + sum_of(row);
+                sum[r] = sum[r] * rescale + row_sum;
                 m[r] = new_m;
                 if rescale != T::ONE {
                     acc[r * dv..(r + 1) * dv].iter_mut().for_each(|a| *a = *a * rescale);
