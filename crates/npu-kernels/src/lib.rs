@@ -13,6 +13,7 @@ mod advanced_index;
 mod attention;
 mod argreduce;
 mod binary;
+mod binary_bf16;
 mod conv;
 mod convert;
 mod copy;

@@ -922,6 +922,36 @@ fn in_place() {
     }
 }
 
+/// bf16 add/sub/mul/div with every operand contiguous bf16 of one shape (converted in
+/// registers instead of staged): out of place and in place, alpha 1 and not, over enough
+/// elements for several threads; random bit patterns include NaNs and infinities.
+#[test]
+fn bf16_contiguous_arith() {
+    let c = DType::BF16;
+    let n = 70_000;
+    for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+        for alpha in [1i64, -1] {
+            let (mut ab, av) = Buf::contiguous(c, &[n]);
+            let (mut bb, bv) = Buf::contiguous(c, &[n]);
+            let (ob, ov) = Buf::contiguous(c, &[n]);
+            randomize(&mut ab, op as u64 + 10 * alpha.unsigned_abs());
+            randomize(&mut bb, op as u64 + 100);
+            let mut want = Buf::new(c, n as usize);
+            for i in 0..n {
+                let (x, y) = (read(c, ab.elem(i)), read(c, bb.elem(i)));
+                if let Out::Val(v) = ref_binary(op, x, y, V::I(alpha), c, false) {
+                    want.set(i, &write(c, v));
+                }
+            }
+            let approx = (!binary_exact(op, alpha)).then_some(c);
+            binary(op, &ov, &av, &bv, Scalar::Int(alpha), c).unwrap();
+            compare(&ob, &want, approx, &format!("{op:?} alpha {alpha}"));
+            binary(op, &av, &av, &bv, Scalar::Int(alpha), c).unwrap();
+            compare(&ab, &want, approx, &format!("{op:?}_ alpha {alpha}"));
+        }
+    }
+}
+
 // ----------------------------------------------------------------------------------------
 // where, clamp
 
