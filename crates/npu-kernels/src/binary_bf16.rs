@@ -12,12 +12,17 @@ use crate::view::{par_ranges, Ptr, View};
 
 /// Runs `dst = a op b` (alpha scaling `b` for add and sub) if this path applies: all three
 /// bf16 and contiguous with the same sizes, `b` apart from `dst`, and `a` either apart from it
-/// or `dst` itself (in place). Returns false, having done nothing, otherwise. The caller has
-/// validated the views and checked that `dst` is writable.
+/// or `dst` itself (in place), all valid and `dst` writable. Returns false, having done
+/// nothing, otherwise: the general driver then runs the op, or reports what is wrong.
 pub(crate) fn try_run(op: BinaryOp, dst: &View, a: &View, b: &View, alpha: f32) -> bool {
     use BinaryOp::*;
     let fits = |v: &View| v.dtype == DType::BF16 && v.sizes == dst.sizes && v.is_contiguous();
     if !matches!(op, Add | Sub | Mul | Div) || !fits(dst) || !fits(a) || !fits(b) {
+        return false;
+    }
+    // validated only here, so ops that do not fit are validated once, by the driver
+    let name = op.name();
+    if [dst, a, b].iter().any(|v| v.validate(name).is_err()) || dst.check_writable(name).is_err() {
         return false;
     }
     let n = dst.numel();

@@ -265,7 +265,7 @@ fn identity<A: Acc>(c: Comb) -> A {
     }
 }
 
-/// Reduces a slice with `LANES` independent accumulators, then combines the lanes as a tree.
+/// Reduces a slice with 4 x `LANES` independent accumulators, then combines them as a tree.
 #[inline(always)]
 fn lanes<A: Copy>(xs: &[A], init: A, f: impl Fn(A, A) -> A + Copy) -> A {
     // four groups of LANES, so that four vector additions are in flight
