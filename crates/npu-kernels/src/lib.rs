@@ -9,6 +9,7 @@
 //! PyTorch's for the same mistake.
 
 mod activation;
+mod amp;
 mod advanced_index;
 mod attention;
 mod argreduce;
@@ -72,6 +73,7 @@ pub use fill::{arange, fill, linspace};
 pub use gather::{index_add, index_select};
 pub use loss::{nll_loss, nll_loss_backward, Reduction};
 pub use matmul::matmul;
+pub use amp::{check_unscale_target, unscale_and_check, update_scale};
 pub use optim::{fused_adam, fused_layout, fused_sgd, AdamConfig, SgdConfig};
 pub use pad::{pad, pad_backward, PadMode};
 pub use pairwise::{log_sigmoid, log_sigmoid_backward, pair_backward, pair_loss, pair_loss_reduced, PairGrad, PairLoss};

@@ -44,6 +44,14 @@ from .random import (
     set_rng_state_all,
 )
 from .streams import Event, Stream
+from .autocast_utils import (
+    get_amp_supported_dtype,
+    get_autocast_dtype,
+    is_autocast_enabled,
+    set_autocast_dtype,
+    set_autocast_enabled,
+)
+from . import amp  # noqa: E402
 
 OutOfMemoryError = torch.OutOfMemoryError
 
@@ -230,14 +238,9 @@ def is_bf16_supported(including_emulation: bool = True) -> bool:
     return True
 
 
-def get_amp_supported_dtype() -> list:
-    """The lower-precision dtypes `torch.autocast("npu")` accepts (PyTorch asks the device
-    module for them; the cast policy per op is PyTorch's AutocastPrivateUse1 lists)."""
-    return [torch.float16, torch.bfloat16]
-
-
 __all__ = [
-    "get_amp_supported_dtype", "Event", "OutOfMemoryError", "Stream", "StreamContext", "caching_allocator_alloc",
+    "amp", "get_amp_supported_dtype", "get_autocast_dtype", "is_autocast_enabled", "set_autocast_dtype",
+    "set_autocast_enabled", "Event", "OutOfMemoryError", "Stream", "StreamContext", "caching_allocator_alloc",
     "caching_allocator_delete", "can_device_access_peer", "current_device", "current_stream",
     "default_stream", "device", "device_count", "device_of", "empty_cache", "get_device_capability",
     "get_device_name", "get_device_properties", "get_rng_state", "get_rng_state_all", "init",

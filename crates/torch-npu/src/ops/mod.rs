@@ -12,6 +12,7 @@ use crate::status::{ffi_call, Error, Result};
 use elementwise::{Kind, Variant};
 
 mod activation;
+mod amp;
 mod advanced_index;
 mod attention;
 mod conv;
@@ -313,7 +314,7 @@ fn build_table() -> Vec<(String, Adapter)> {
     for &(name, variant) in DIV_MODE {
         t.push((name.to_string(), Adapter::DivMode(variant)));
     }
-    for &(name, f) in activation::OPS.iter().chain(advanced_index::OPS).chain(advanced_index::SEARCH_OPS).chain(attention::OPS).chain(optim::OPS).chain(pad::OPS).chain(pair_loss::OPS).chain(scan::OPS).chain(scatter::OPS).chain(sort::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS).chain(upsample::OPS).chain(counting::OPS).chain(search::OPS).chain(unique::OPS).chain(index::MASK_OPS).chain(embedding_bag::OPS) {
+    for &(name, f) in activation::OPS.iter().chain(amp::OPS).chain(advanced_index::OPS).chain(advanced_index::SEARCH_OPS).chain(attention::OPS).chain(optim::OPS).chain(pad::OPS).chain(pair_loss::OPS).chain(scan::OPS).chain(scatter::OPS).chain(sort::OPS).chain(softmax::OPS).chain(loss::OPS).chain(ternary::OPS).chain(norm::OPS).chain(pool::OPS).chain(tri::OPS).chain(reduce::OPS).chain(upsample::OPS).chain(counting::OPS).chain(search::OPS).chain(unique::OPS).chain(index::MASK_OPS).chain(embedding_bag::OPS) {
         t.push((name.to_string(), Adapter::Fn(f)));
     }
     for (name, spec) in foreach::table() {

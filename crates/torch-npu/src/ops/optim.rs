@@ -8,12 +8,19 @@ use super::{common_device, launch, Ctx, DeviceKind, Tensor};
 use crate::status::{Error, Result};
 
 /// The value of a one-element tensor, as f64.
-fn read_scalar(v: &View) -> std::result::Result<f64, String> {
+pub(super) fn read_scalar(v: &View) -> std::result::Result<f64, String> {
     let mut x = 0f64;
     let dst = View::contiguous(&mut x as *mut f64 as *mut u8, DType::F64, &[]);
     let src = View { sizes: vec![], strides: vec![], ..v.clone() };
     npu_kernels::copy(&dst, &src).map_err(|e| e.0)?;
     Ok(x)
+}
+
+/// Stores `x` (converted to the tensor's dtype) into a one-element tensor.
+pub(super) fn write_scalar(v: &View, mut x: f64) -> std::result::Result<(), String> {
+    let src = View::contiguous(&mut x as *mut f64 as *mut u8, DType::F64, &[]);
+    let dst = View { sizes: vec![], strides: vec![], ..v.clone() };
+    npu_kernels::copy(&dst, &src).map_err(|e| e.0)
 }
 
 /// A scalar argument that is a float or a one-element tensor (host tensors are read now).
