@@ -28,6 +28,7 @@ torch.utils.generate_methods_for_privateuse1_backend(
 )
 
 from .fusion_attention import npu_fusion_attention, npu_fusion_attention_grad  # noqa: E402
+from . import optim, utils  # noqa: E402,F401
 from . import _exit  # noqa: E402,F401  (drains autograd's npu threads before the interpreter ends)
 
 __version__ = "0.1.0"
