@@ -29,14 +29,10 @@ torch.utils.generate_methods_for_privateuse1_backend(
 
 from .fusion_attention import npu_fusion_attention, npu_fusion_attention_grad  # noqa: E402
 from . import optim, utils  # noqa: E402,F401
+from ._format import Format, empty_with_format, get_npu_format, npu_format_cast, npu_format_cast_  # noqa: E402,F401
 from . import _exit  # noqa: E402,F401  (drains autograd's npu threads before the interpreter ends)
 
 __version__ = "0.1.0"
-
-
-def get_npu_format(tensor: torch.Tensor) -> int:
-    """The storage format code of an npu tensor (2 is ND, the plain layout)."""
-    return torch.ops.npu.get_npu_format(tensor)
 
 
 def _autoload():

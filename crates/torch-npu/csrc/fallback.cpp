@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common.h"
+#include "formats.h"
 
 namespace torch_npu {
 namespace {
@@ -196,7 +197,10 @@ class Fallback {
 }  // namespace
 
 void cpu_fallback(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const size_t nargs = op.schema().arguments().size();
+  FormatArgs formats(op, stack, stack->size() - nargs, nargs);
   Fallback(op, stack).run();
+  formats.finish(stack);
 }
 
 TORCH_LIBRARY_IMPL(_, PrivateUse1, m) {

@@ -7,6 +7,7 @@
 #include <torch/library.h>
 
 #include "common.h"
+#include "formats.h"
 #include "storage.h"
 
 namespace torch_npu {
@@ -28,7 +29,9 @@ at::Tensor empty_on_npu(c10::IntArrayRef size, std::optional<c10::IntArrayRef> s
   const size_t itemsize = c10::elementSize(dtype);
   const size_t nbytes = stride ? at::detail::computeStorageNbytes(size, *stride, itemsize)
                                : at::detail::computeStorageNbytesContiguous(size, itemsize);
-  at::Tensor t = at::detail::make_tensor<c10::TensorImpl>(make_storage(nbytes), kNpuKeys,
+  c10::Storage storage = make_storage(nbytes);
+  npu_storage(storage).set_desc(NpuStorageDesc{fmt::plain_label(size.size()), size.vec(), size.vec(), dtype});
+  at::Tensor t = at::detail::make_tensor<c10::TensorImpl>(std::move(storage), kNpuKeys,
                                                          c10::scalarTypeToTypeMeta(dtype));
   if (stride) {
     t.unsafeGetTensorImpl()->set_sizes_and_strides(size, *stride);
@@ -69,8 +72,9 @@ at::Tensor cpu_alias(const at::Tensor& t) {
 
 // `.item()`: a synchronization point, so pending device errors surface here.
 at::Scalar local_scalar_dense(const at::Tensor& self) {
+  const at::Tensor values = plain_values(self);
   sync_current_stream(self.device().index());
-  return at::_local_scalar_dense(cpu_alias(self));
+  return at::_local_scalar_dense(cpu_alias(values));
 }
 
 // out= copies whose destination may have the wrong size.
@@ -89,7 +93,9 @@ at::Tensor& set_empty(at::Tensor& self) {
 
 // Metadata-only ops: the CPU kernels only build TensorImpls over the input's storage, so they
 // serve npu tensors unchanged, and the result aliases the input as it must.
+// A view of a private-format storage must alias plain memory: the storage is made plain first.
 void redispatch_to_cpu(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  make_args_plain(op, stack);
   op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::CPU), stack);
 }
 
@@ -100,6 +106,7 @@ void sync_then_redispatch_to_cpu(const c10::OperatorHandle& op, torch::jit::Stac
   const auto nargs = op.schema().arguments().size();
   const at::Tensor& self = (*stack)[stack->size() - nargs].toTensor();
   const c10::DeviceGuard guard(self.device());
+  make_args_plain(op, stack);
   sync_current_stream(self.device().index());
   op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::CPU), stack);
 }

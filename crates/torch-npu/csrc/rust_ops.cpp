@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common.h"
+#include "formats.h"
 #include "generator.h"
 
 namespace torch_npu {
@@ -83,9 +84,11 @@ struct RustKernel final : public c10::OperatorKernel {
     ctx.stack = stack;
     ctx.nargs = op.schema().arguments().size();
     ctx.begin = stack->size() - ctx.nargs;
+    FormatArgs formats(op, stack, ctx.begin, ctx.nargs);
     int status = tnpu_op_run(index_, &ctx);
     if (status == TNPU_USE_FALLBACK && ctx.error_status == TNPU_OK && ctx.results.empty()) {
       cpu_fallback(op, stack);
+      formats.finish(stack);
       return;
     }
     if (ctx.error_status != TNPU_OK) {
@@ -95,6 +98,7 @@ struct RustKernel final : public c10::OperatorKernel {
     if (status != TNPU_OK) throw_status(status, "");
     torch::jit::drop(*stack, ctx.nargs);
     for (auto& r : ctx.results) stack->push_back(std::move(r));
+    formats.finish(stack);
   }
 
  private:

@@ -78,6 +78,16 @@ void tnpu_rt_host_empty_cache(void);
 int tnpu_fallback_disabled(void);
 int tnpu_fallback_note(const char* op_name);  // counts a call; 1 on the op's first call
 
+// ---- storage formats (Rust) ----
+// The storage shape of a tensor of `sizes` in format `code`, into out[0..cap); count in *out_ndim.
+int tnpu_format_storage_shape(int64_t code, int32_t dtype, int32_t ndim, const int64_t* sizes,
+                              int64_t* out, int32_t cap, int32_t* out_ndim);
+// Launches on `device`'s current stream the conversion between a tensor (any strides) and a
+// storage laid out in format `code`: into the storage when into_storage, else out of it.
+int tnpu_format_convert(int32_t into_storage, int64_t code, int32_t device, void* storage,
+                        void* data, int32_t dtype, int32_t ndim, const int64_t* sizes,
+                        const int64_t* strides);
+
 // ---- native ops (Rust) ----
 size_t tnpu_op_count(void);
 const char* tnpu_op_name(size_t index);

@@ -2,11 +2,13 @@
 #include "storage.h"
 
 #include <ATen/ATen.h>
-#include <torch/library.h>
 
 #include "common.h"
 
 namespace torch_npu {
+
+std::atomic<int64_t> g_private_storages{0};
+
 namespace {
 
 c10::intrusive_ptr<c10::StorageImpl> create(c10::StorageImpl::use_byte_size_t, c10::SymInt size_bytes,
@@ -19,19 +21,12 @@ c10::intrusive_ptr<c10::StorageImpl> create(c10::StorageImpl::use_byte_size_t, c
                                              std::move(data_ptr), allocator, resizable);
 }
 
-// torch.ops.npu.get_npu_format(t): the storage format code of an npu tensor.
-int64_t get_npu_format(const at::Tensor& self) {
-  TORCH_CHECK(self.device().type() == kNpu, "get_npu_format expects an npu tensor, got one on ",
-              self.device());
-  return static_cast<int64_t>(storage_desc(self.storage()).format);
-}
-
 }  // namespace
 
-const NpuStorageDesc& storage_desc(const c10::Storage& storage) {
+NpuStorageImpl& npu_storage(const c10::Storage& storage) {
   auto* impl = dynamic_cast<NpuStorageImpl*>(storage.unsafeGetStorageImpl());
   TORCH_CHECK(impl != nullptr, "expected an npu storage");
-  return impl->desc;
+  return *impl;
 }
 
 c10::Storage make_storage(size_t nbytes) {
@@ -41,9 +36,5 @@ c10::Storage make_storage(size_t nbytes) {
 }
 
 void register_storage() { c10::SetStorageImplCreate(kNpu, &create); }
-
-TORCH_LIBRARY(npu, m) { m.def("get_npu_format(Tensor self) -> int"); }
-// Registered for every backend so that a tensor of another device gets a clear error.
-TORCH_LIBRARY_IMPL(npu, CompositeExplicitAutograd, m) { m.impl("get_npu_format", get_npu_format); }
 
 }  // namespace torch_npu

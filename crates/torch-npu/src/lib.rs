@@ -2,6 +2,7 @@
 //! registers the device with PyTorch; this crate exports the runtime to it (rt_ffi), serves
 //! native ops (ops) and gives Python the device-management API (py_api).
 mod fallback;
+mod formats;
 mod ops;
 mod py_api;
 mod rt_ffi;

@@ -52,6 +52,7 @@ from .autocast_utils import (
     set_autocast_enabled,
 )
 from . import amp  # noqa: E402
+from . import config  # noqa: E402
 
 OutOfMemoryError = torch.OutOfMemoryError
 
@@ -239,7 +240,7 @@ def is_bf16_supported(including_emulation: bool = True) -> bool:
 
 
 __all__ = [
-    "amp", "get_amp_supported_dtype", "get_autocast_dtype", "is_autocast_enabled", "set_autocast_dtype",
+    "amp", "config", "get_amp_supported_dtype", "get_autocast_dtype", "is_autocast_enabled", "set_autocast_dtype",
     "set_autocast_enabled", "Event", "OutOfMemoryError", "Stream", "StreamContext", "caching_allocator_alloc",
     "caching_allocator_delete", "can_device_access_peer", "current_device", "current_stream",
     "default_stream", "device", "device_count", "device_of", "empty_cache", "get_device_capability",
