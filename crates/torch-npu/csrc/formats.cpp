@@ -164,7 +164,12 @@ at::Tensor empty_with_format(c10::IntArrayRef size, std::optional<c10::ScalarTyp
 // The storage shape of an npu tensor's storage (torch_npu's storage sizes, padding included).
 std::vector<int64_t> npu_storage_shape(const at::Tensor& self) {
   check_npu(self, "npu_storage_shape");
-  return storage_desc(self.storage()).storage_sizes;
+  const NpuStorageDesc& d = storage_desc(self.storage());
+  if (d.is_private()) return d.storage_sizes;
+  // Plain storages keep no shape: the tensor's own when it spans the storage, else elements.
+  const int64_t elems = static_cast<int64_t>(self.storage().nbytes() / self.itemsize());
+  if (self.is_contiguous() && self.storage_offset() == 0 && self.numel() == elems) return self.sizes().vec();
+  return {elems};
 }
 
 bool has_private_format_op(const at::Tensor& self) { return has_private_format(self); }
@@ -306,6 +311,8 @@ TORCH_LIBRARY_IMPL(npu, CompositeExplicitAutograd, m) {
 }
 
 TORCH_LIBRARY_IMPL(npu, PrivateUse1, m) { m.impl("npu_format_cast", npu_format_cast); }
+// CPU tensors have no storage format: a clear error rather than a missing-kernel one.
+TORCH_LIBRARY_IMPL(npu, CPU, m) { m.impl("npu_format_cast", npu_format_cast); }
 TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) { m.impl("clone", clone); }
 TORCH_LIBRARY_IMPL(npu, BackendSelect, m) { m.impl("empty_with_format", empty_with_format); }
 

@@ -30,7 +30,7 @@ at::Tensor empty_on_npu(c10::IntArrayRef size, std::optional<c10::IntArrayRef> s
   const size_t nbytes = stride ? at::detail::computeStorageNbytes(size, *stride, itemsize)
                                : at::detail::computeStorageNbytesContiguous(size, itemsize);
   c10::Storage storage = make_storage(nbytes);
-  npu_storage(storage).set_desc(NpuStorageDesc{fmt::plain_label(size.size()), size.vec(), size.vec(), dtype});
+  if (size.size() == 4 || size.size() == 5) npu_storage(storage).set_plain_label(fmt::plain_label(size.size()));
   at::Tensor t = at::detail::make_tensor<c10::TensorImpl>(std::move(storage), kNpuKeys,
                                                          c10::scalarTypeToTypeMeta(dtype));
   if (stride) {

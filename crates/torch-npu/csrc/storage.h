@@ -42,6 +42,10 @@ struct NpuStorageImpl final : public c10::StorageImpl {
     if (desc_.is_private()) g_private_storages.fetch_sub(1, std::memory_order_relaxed);
   }
   const NpuStorageDesc& desc() const { return desc_; }
+  // Labels a plain storage with another plain format (no sizes: plain layouts need none).
+  void set_plain_label(int64_t format) {
+    if (!desc_.is_private() && fmt::is_plain(format)) desc_.format = format;
+  }
   // Replaces the descriptor, keeping the count of private storages.
   void set_desc(NpuStorageDesc d) {
     if (d.is_private() != desc_.is_private())
