@@ -4,7 +4,15 @@
 gives PyTorch an ``npu`` device: ``torch.randn(2, 3, device="npu")``, ``tensor.npu()``,
 ``torch.npu.*``.
 """
-import torch
+import os
+
+
+def _autoload():
+    """Entry point of group ``torch.backends``: importing this module did the work. Defined
+    before ``import torch``, which calls it when this package is imported first."""
+
+
+import torch  # noqa: E402
 import torch.utils
 
 # The device is PyTorch's PrivateUse1 backend under the name "npu"; rename before anything
@@ -34,6 +42,7 @@ from . import _exit  # noqa: E402,F401  (drains autograd's npu threads before th
 
 __version__ = "0.1.0"
 
+# TORCH_TRANSFER_TO_NPU=1: CUDA scripts run on the npu without editing them.
+if os.environ.get("TORCH_TRANSFER_TO_NPU") == "1":
+    from .contrib import transfer_to_npu  # noqa: E402,F401
 
-def _autoload():
-    """Entry point of group ``torch.backends``: importing this module did the work."""
