@@ -1,0 +1,269 @@
+"""torch_npu.npu_* custom operators (torch.ops.npu.*): forward and backward against references
+written with plain PyTorch ops on CPU (in float64 where the op computes in float32), over
+dtypes and non-contiguous inputs; fake-tensor shapes and torch.compile tracing; bad input."""
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torch_npu
+from helpers import no_fallback  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("no_fallback")
+
+TOL = {torch.float32: 1e-5, torch.float16: 2e-3, torch.bfloat16: 1.6e-2}
+
+
+def close(got, want, dtype=torch.float32):
+    torch.testing.assert_close(got.detach().cpu().double(), want.detach().double(), rtol=TOL[dtype], atol=TOL[dtype])
+
+
+def leaf(t, dtype=torch.float32, npu=False):
+    t = t.to(dtype)
+    return (t.npu() if npu else t.clone()).requires_grad_()
+
+
+def check_grads(npu_inputs, cpu_inputs, npu_out, cpu_out, dtype=torch.float32):
+    g = torch.randn(cpu_out.shape, generator=torch.Generator().manual_seed(9))
+    npu_out.backward(g.to(npu_out.dtype).npu())
+    cpu_out.backward(g.to(cpu_out.dtype))
+    for a, b in zip(npu_inputs, cpu_inputs):
+        if b.grad is not None:
+            close(a.grad, b.grad, dtype)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_rms_norm(dtype):
+    x = torch.randn(6, 5, 16)[:, ::2]  # non-contiguous
+    gamma = torch.rand(16) + 0.5
+    xn, gn = leaf(x, dtype, True), leaf(gamma, dtype, True)
+    y, rstd = torch_npu.npu_rms_norm(xn, gn, epsilon=1e-5)
+    xd, gd = leaf(x, torch.float64), leaf(gamma, torch.float64)
+    ref_rstd = 1 / torch.sqrt((xd.to(dtype).double() ** 2).mean(-1, keepdim=True) + 1e-5)
+    ref = xd * ref_rstd * gd
+    assert y.dtype == dtype and rstd.dtype == torch.float32 and rstd.shape == (6, 3, 1)
+    close(rstd, ref_rstd, dtype)
+    close(y, ref, dtype)
+    check_grads([xn, gn], [xd, gd], y.float(), ref, dtype)
+    # gamma over the last two dims
+    y2, r2 = torch_npu.npu_rms_norm(xn.detach(), torch.ones(3, 16, dtype=dtype, device="npu"))
+    assert r2.shape == (6, 1, 1)
+
+
+def test_add_rms_norm():
+    a, b, g = torch.randn(4, 32), torch.randn(4, 32), torch.randn(32)
+    y, rstd, x = torch_npu.npu_add_rms_norm(a.npu(), b.npu(), g.npu(), 1e-6)
+    s = (a + b).double()
+    close(x, a + b)
+    close(y, s / torch.sqrt((s ** 2).mean(-1, keepdim=True) + 1e-6) * g.double())
+
+
+def test_layer_norm_eval():
+    x, w, b = torch.randn(6, 4), torch.randn(4), torch.randn(4)
+    close(torch_npu.npu_layer_norm_eval(x.npu(), [4], w.npu(), b.npu(), 1e-5), F.layer_norm(x, [4], w, b, 1e-5))
+    close(torch_npu.npu_layer_norm_eval(x.npu(), [4]), F.layer_norm(x, [4]))
+
+
+def rotary_reference(x, r1, r2, mode):
+    """out[i] = r1[i] x[i] + r2[i] partner(i), written index by index on the last dim."""
+    d = x.shape[-1]
+    out = torch.empty_like(x)
+    for i in range(d):
+        if mode == "half":
+            partner = -x[..., i + d // 2] if i < d // 2 else x[..., i - d // 2]
+        else:
+            partner = -x[..., i + 1] if i % 2 == 0 else x[..., i - 1]
+        out[..., i] = r1[..., i] * x[..., i] + r2[..., i] * partner
+    return out
+
+
+@pytest.mark.parametrize("mode", ["half", "interleave"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_rotary_mul(mode, dtype):
+    x = torch.randn(2, 3, 5, 8)  # B N S D; cos/sin as 11SD
+    r1, r2 = torch.rand(1, 1, 5, 8) * 2 - 1, torch.rand(1, 1, 5, 8) * 2 - 1
+    xn, an, bn = leaf(x, dtype, True), leaf(r1, dtype, True), leaf(r2, dtype, True)
+    out = torch_npu.npu_rotary_mul(xn, an, bn, rotary_mode=mode)
+    xd, ad, bd = leaf(x.to(dtype), torch.float64), leaf(r1.to(dtype), torch.float64), leaf(r2.to(dtype), torch.float64)
+    ref = rotary_reference(xd, ad.expand_as(xd), bd.expand_as(xd), mode)
+    assert out.dtype == dtype
+    close(out, ref, dtype)
+    check_grads([xn, an, bn], [xd, ad, bd], out.float(), ref, dtype)
+
+
+def test_rotary_mul_with_rotate_matrix():
+    x, r1, r2 = torch.randn(1, 2, 3, 4), torch.rand(1, 1, 3, 4), torch.rand(1, 1, 3, 4)
+    rot = torch.zeros(4, 4)
+    rot[2, 0], rot[3, 1], rot[0, 2], rot[1, 3] = -1, -1, 1, 1  # the half-mode rotation as a matrix
+    got = torch_npu.npu_rotary_mul(x.npu(), r1.npu(), r2.npu(), rotate=rot.npu())
+    close(got, rotary_reference(x.double(), r1.expand_as(x).double(), r2.expand_as(x).double(), "half"))
+
+
+def test_apply_rotary_pos_emb_in_place():
+    q, k = torch.randn(2, 5, 4, 8), torch.randn(2, 5, 1, 8)  # BSND, grouped key heads
+    cos, sin = torch.rand(2, 5, 1, 8), torch.rand(2, 5, 1, 8)
+    qn, kn = q.npu(), k.npu()
+    rq, rk = torch_npu.npu_apply_rotary_pos_emb(qn, kn, cos.npu(), sin.npu())
+    assert rq is qn and rk is kn
+    close(qn, rotary_reference(q.double(), cos.expand_as(q).double(), sin.expand_as(q).double(), "half"))
+    close(kn, rotary_reference(k.double(), cos.double(), sin.double(), "half"))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_swiglu(dtype):
+    x = torch.randn(3, 4, 10)
+    xn, xd = leaf(x, dtype, True), leaf(x.to(dtype), torch.float64)
+    out = torch_npu.npu_swiglu(xn, dim=-1)
+    a, b = xd[..., :5], xd[..., 5:]
+    ref = a * torch.sigmoid(a) * b
+    close(out, ref, dtype)
+    check_grads([xn], [xd], out.float(), ref, dtype)
+    out1 = torch_npu.npu_swiglu(xn.detach(), dim=1)
+    close(out1, xd[:, :2] * torch.sigmoid(xd[:, :2]) * xd[:, 2:], dtype)
+
+
+def gelu_reference(x, tanh):
+    if tanh:
+        return 0.5 * x * (1 + torch.tanh(math.sqrt(2 / math.pi) * (x + 0.044715 * x ** 3)))
+    return 0.5 * x * (1 + torch.erf(x / math.sqrt(2)))
+
+
+@pytest.mark.parametrize("approximate", [0, 1])
+@pytest.mark.parametrize("left", [False, True])
+def test_geglu(approximate, left):
+    x = torch.randn(4, 12)
+    xn, xd = leaf(x, npu=True), leaf(x, torch.float64)
+    y, gelu = torch_npu.npu_geglu(xn, dim=-1, approximate=approximate, activate_left=left)
+    a, b = xd[:, :6], xd[:, 6:]
+    gate, lin = (a, b) if left else (b, a)
+    ref_gelu = gelu_reference(gate, approximate == 1)
+    close(gelu, ref_gelu)
+    close(y, lin * ref_gelu)
+    check_grads([xn], [xd], y, lin * ref_gelu)
+
+
+def test_gelu_silu_fast_gelu_gelu_mul():
+    x = torch.randn(5, 8)
+    xn, xd = leaf(x, npu=True), leaf(x, torch.float64)
+    for op, ref in ((torch_npu.npu_fast_gelu, lambda t: t / (1 + torch.exp(-1.702 * t))),
+                    (torch_npu.fast_gelu, lambda t: t / (1 + torch.exp(-1.702 * t))),
+                    (torch_npu.npu_silu, lambda t: t / (1 + torch.exp(-t))),
+                    (lambda t: torch_npu.npu_gelu(t, approximate="tanh"), lambda t: gelu_reference(t, True)),
+                    (torch_npu.npu_gelu, lambda t: gelu_reference(t, False))):
+        xn.grad = xd.grad = None
+        out, want = op(xn), ref(xd)
+        close(out, want)
+        check_grads([xn], [xd], out, want)
+    close(torch_npu.npu_gelu_mul(x.npu(), approximate="tanh"), gelu_reference(xd[:, :4], True) * xd[:, 4:])
+
+
+def test_layout_ops():
+    x = torch.rand(2, 3, 4, 6)
+    y = torch_npu.npu_confusion_transpose(x.npu(), (0, 2, 1, 3), (2, 4, 18), True)
+    assert y.shape == (2, 4, 18) and torch.equal(y.cpu(), x.permute(0, 2, 1, 3).reshape(2, 4, 18))
+    y2 = torch_npu.npu_confusion_transpose(x.npu(), (0, 2, 1), (2, 12, 6), False)
+    assert y2.shape == (2, 6, 12) and torch.equal(y2.cpu(), x.reshape(2, 12, 6).permute(0, 2, 1))
+    t = torch_npu.npu_transpose(x.npu(), (2, 0, 1, 3))
+    assert t.is_contiguous() and torch.equal(t.cpu(), x.permute(2, 0, 1, 3))
+    a, w, b = torch.rand(2, 16), torch.rand(4, 16), torch.rand(4)
+    close(torch_npu.npu_linear(a.npu(), w.npu(), b.npu()), a.double() @ w.double().t() + b.double())
+    m1, m2 = torch.randn(10, 3, 4), torch.randn(10, 4, 5)
+    close(torch_npu.npu_bmmV2(m1.npu(), m2.npu(), []), torch.bmm(m1.double(), m2.double()))
+
+
+def test_dtype_cast_and_its_gradient():
+    x = torch.tensor([0, 0.5, -1.0], device="npu", requires_grad=True)
+    assert torch_npu.npu_dtype_cast(x.detach(), torch.int).cpu().tolist() == [0, 0, -1]
+    h = torch_npu.npu_dtype_cast(x, torch.float16)
+    assert h.dtype == torch.float16
+    h.sum().backward()
+    assert x.grad.dtype == torch.float32 and x.grad.cpu().tolist() == [1, 1, 1]
+
+
+def test_one_hot():
+    a = torch.tensor([5, 3, 2, 1], dtype=torch.int32)
+    got = torch_npu.npu_one_hot(a.npu(), depth=5)
+    want = torch.zeros(4, 5)
+    for i, c in enumerate(a.tolist()):
+        if c < 5:
+            want[i, c] = 1
+    assert got.dtype == torch.float32 and torch.equal(got.cpu(), want)
+    b = torch.tensor([[0, 2], [1, 1]])
+    got = torch_npu.npu_one_hot(b.npu(), num_classes=0, depth=3, on_value=7, off_value=-1)
+    want = torch.full((3, 2, 2), -1.0)
+    for i in range(2):
+        for j in range(2):
+            want[b[i, j], i, j] = 7
+    assert torch.equal(got.cpu(), want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16])
+def test_scaled_masked_softmax(dtype):
+    x = torch.randn(2, 3, 32, 32)
+    mask = torch.rand(2, 1, 32, 32) > 0.7  # broadcast over heads
+    xn, xd = leaf(x, dtype, True), leaf(x.to(dtype), torch.float64)
+    out = torch_npu.npu_scaled_masked_softmax(xn, mask.npu(), scale=0.5)
+    scores = xd * 0.5
+    scores = torch.where(mask, torch.full_like(scores, -10000.0), scores)
+    ref = torch.exp(scores - scores.max(-1, keepdim=True).values)
+    ref = ref / ref.sum(-1, keepdim=True)
+    assert out.dtype == dtype
+    close(out, ref, dtype)
+    check_grads([xn], [xd], out.float(), ref, dtype)
+    tri = torch_npu.npu_scaled_masked_softmax(xn.detach(), mask.npu(), fixed_triu_mask=True)
+    upper = torch.ones(32, 32, dtype=torch.bool).triu(1)
+    assert (tri.cpu()[..., upper] < 1e-3).all() and torch.allclose(tri.float().sum(-1).cpu(), torch.ones(2, 3, 32),
+                                                                    atol=1e-2)
+
+
+def test_npu_dropout_mask_and_gradient():
+    x = torch.ones(100_000, device="npu", requires_grad=True)
+    out, mask = torch_npu._npu_dropout(x, 0.3)
+    assert mask.dtype == torch.uint8 and mask.numel() == (100_000 + 127) // 128 * 16
+    bits = ((mask.cpu().unsqueeze(-1) >> torch.arange(8, dtype=torch.uint8)) & 1).reshape(-1)
+    kept = bits[:100_000].bool()
+    assert bits[100_000:].sum() == 0                      # padding bits are zero
+    assert abs(kept.float().mean().item() - 0.7) < 0.01
+    o = out.detach().cpu()
+    assert torch.equal(o != 0, kept) and torch.allclose(o[kept], torch.tensor(1 / 0.7))
+    out.sum().backward()
+    assert torch.allclose(x.grad.cpu(), kept.float() / 0.7)
+    same, full = torch_npu._npu_dropout(torch.arange(5.0, device="npu"), 0.0)
+    assert torch.equal(same.cpu(), torch.arange(5.0)) and full.cpu()[0].item() == 31
+    assert torch_npu._npu_dropout(torch.ones(3, device="npu"), 1.0)[0].cpu().eq(0).all()
+
+
+def test_fake_tensors_and_compile():
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    with FakeTensorMode():
+        x = torch.empty(4, 8, 16, device="npu")
+        assert torch_npu.npu_rms_norm(x, torch.empty(16, device="npu"))[1].shape == (4, 8, 1)
+        assert torch_npu.npu_swiglu(x).shape == (4, 8, 8)
+        assert torch_npu._npu_dropout(x, 0.1)[1].shape == (64,)  # 512 bits
+        assert torch_npu.npu_confusion_transpose(x, (1, 0, 2), (8, 64), True).shape == (8, 64)
+
+    def block(x, g):
+        y, _ = torch_npu.npu_rms_norm(x, g)
+        return torch_npu.npu_swiglu(y)
+
+    x, g = torch.randn(4, 16, device="npu"), torch.rand(16, device="npu")
+    compiled = torch.compile(block, backend="aot_eager", fullgraph=True)
+    close(compiled(x, g), block(x, g).cpu())
+
+
+def test_bad_input_is_a_clear_error():
+    x = torch.randn(4, 7, device="npu")
+    with pytest.raises(RuntimeError, match="must be even"):
+        torch_npu.npu_swiglu(x)
+    with pytest.raises(RuntimeError, match="gamma of shape"):
+        torch_npu.npu_rms_norm(x, torch.ones(5, device="npu"))
+    with pytest.raises(RuntimeError, match="rotary_mode"):
+        torch_npu.npu_rotary_mul(torch.randn(1, 1, 2, 4, device="npu"), x, x, rotary_mode="quarter")
+    with pytest.raises(RuntimeError, match="integer tensor"):
+        torch_npu.npu_one_hot(x, depth=3)
+    with pytest.raises(RuntimeError, match="p must be in"):
+        torch_npu._npu_dropout(x, 1.5)
+    with pytest.raises(NotImplementedError):
+        torch_npu._npu_dropout(torch.randn(3), 0.5)  # npu tensors only
+    assert torch.ops.npu.npu_swiglu is not None and torch_npu.npu_swiglu(torch.randn(2, 4, device="npu")).shape == (2, 2)
