@@ -410,3 +410,121 @@ def test_dynamic_and_anti_quant():
     close(out, (q.double() + off.double()) * sc.double(), torch.bfloat16)
     with pytest.raises(NotImplementedError, match="int8"):
         torch_npu.npu_dynamic_quant(x.npu(), dst_type=torch.quint4x2)
+
+
+def test_grouped_matmul():
+    g = torch.Generator().manual_seed(4)
+    x, w, b = torch.randn(10, 4, generator=g), torch.randn(3, 4, 5, generator=g), torch.randn(3, 5, generator=g)
+    sizes = [2, 3, 5]
+    want = [x[s:e].double() @ w[i].double() + b[i].double()
+            for i, (s, e) in enumerate(zip([0, 2, 5], [2, 5, 10]))]
+    xn, wn = leaf(x, npu=True), leaf(w, npu=True)
+    one = torch_npu.npu_grouped_matmul([xn], [wn], bias=[b.npu()], group_list=torch.tensor([2, 5, 10]).npu(),
+                                       split_item=2, group_type=0)
+    assert len(one) == 1
+    close(one[0], torch.cat(want))
+    sizes_form = torch_npu.npu_grouped_matmul([x.npu()], [w.npu()], bias=[b.npu()], group_list=torch.tensor(sizes).npu(),
+                                              group_list_type=1, split_item=3, group_type=0)
+    close(sizes_form[0], torch.cat(want))
+    many = torch_npu.npu_grouped_matmul([x.npu()], list(w.npu().unbind(0)), bias=list(b.npu().unbind(0)),
+                                        group_list=[2, 5, 10], split_item=0, group_type=0)
+    for got, ref in zip(many, want):
+        close(got, ref)
+    lists = torch_npu.npu_grouped_matmul([x[:2].npu(), x[2:5].npu()], [w[0].npu(), w[1].npu()])
+    close(lists[1], x[2:5].double() @ w[1].double())
+    # gradients flow to x and the weights
+    xd, wd = leaf(x, torch.float64), leaf(w, torch.float64)
+    ref = torch.cat([xd[s:e] @ wd[i] for i, (s, e) in enumerate(zip([0, 2, 5], [2, 5, 10]))])
+    out = torch_npu.npu_grouped_matmul([xn], [wn], group_list=torch.tensor([2, 5, 10]).npu(), split_item=2,
+                                       group_type=0)[0]
+    check_grads([xn, wn], [xd, wd], out, ref)
+    with pytest.raises(NotImplementedError, match="quantized"):
+        torch_npu.npu_grouped_matmul([x.npu()], [w.npu()], scale=[torch.ones(5).npu()])
+
+
+def test_quant_matmuls():
+    g = torch.Generator().manual_seed(6)
+    x1 = torch.randint(-5, 5, (2, 16, 32), generator=g, dtype=torch.int8)
+    x2 = torch.randint(-5, 5, (2, 32, 8), generator=g, dtype=torch.int8)
+    scale, offset = torch.rand(8, generator=g) * 0.1, torch.randn(8, generator=g)
+    bias = torch.randint(-5, 5, (8,), generator=g, dtype=torch.int32)
+    acc = [[[sum(int(x1[b, m, k]) * int(x2[b, k, n]) for k in range(32)) + int(bias[n]) for n in range(8)]
+            for m in range(16)] for b in range(2)]
+    acc = torch.tensor(acc, dtype=torch.float64)
+    got = torch_npu.npu_quant_matmul(x1.npu(), x2.npu(), scale.npu(), offset=offset.npu(), bias=bias.npu())
+    assert got.dtype == torch.int8
+    want = torch.round(acc * scale.double() + offset.double()).clamp(-128, 127)
+    assert torch.equal(got.cpu().double(), want)
+    f16 = torch_npu.npu_quant_matmul(x1.npu(), x2.npu(), scale.npu(), bias=bias.npu(), output_dtype=torch.float16)
+    close(f16, acc * scale.double(), torch.float16)
+    i32 = torch_npu.npu_quant_matmul(x1.npu(), x2.npu(), scale.npu(), output_dtype=torch.int32)
+    assert torch.equal(i32.cpu().double(), acc - bias.double())
+
+    x = torch.randn(3, 16, generator=g)
+    w = torch.randint(-8, 8, (16, 6), generator=g, dtype=torch.int8)
+    s_ch, o_ch = torch.rand(6, generator=g), torch.randn(6, generator=g)
+    got = torch_npu.npu_weight_quant_batchmatmul(x.npu(), w.npu(), s_ch.npu(), o_ch.npu())
+    close(got, x.double() @ ((w.double() + o_ch.double()) * s_ch.double()))
+    s_grp = torch.rand(4, 6, generator=g)  # groups of 4 rows of k
+    got = torch_npu.npu_weight_quant_batchmatmul(x.npu(), w.npu(), s_grp.npu(), antiquant_group_size=4)
+    dq = torch.stack([w[k].double() * s_grp[k // 4].double() for k in range(16)])
+    close(got, x.double() @ dq)
+
+
+def test_nms_v4_matches_greedy_nms():
+    torchvision = pytest.importorskip("torchvision")
+    g = torch.Generator().manual_seed(7)
+    lo = torch.rand(60, 2, generator=g) * 50
+    boxes = torch.cat([lo, lo + torch.rand(60, 2, generator=g) * 30 + 1], 1)
+    scores = torch.rand(60, generator=g)
+    idx, n = torch_npu.npu_nms_v4(boxes.npu(), scores.npu(), 15, torch.tensor(0.4).npu(), torch.tensor(0.2).npu())
+    keep = scores > 0.2
+    order = torch.nonzero(keep).squeeze(1)
+    ref = order[torchvision.ops.nms(boxes[keep], scores[keep], 0.4)][:15]
+    assert n.item() == len(ref) and idx.cpu().tolist() == ref.tolist()
+    padded, n2 = torch_npu.npu_nms_v4(boxes.npu(), scores.npu(), 40, torch.tensor(0.4).npu(), torch.tensor(0.9).npu(),
+                                      pad_to_max_output_size=True)
+    assert padded.shape == (40,) and padded.cpu()[n2.item():].eq(0).all()
+
+
+def test_roi_align_matches_torchvision():
+    torchvision = pytest.importorskip("torchvision")
+    g = torch.Generator().manual_seed(8)
+    feats = torch.randn(2, 3, 12, 10, generator=g)
+    rois = torch.tensor([[0, 1.0, 2.0, 30.0, 40.0], [1, -4.0, -2.0, 16.0, 22.0], [1, 10.0, 10.0, 12.0, 11.0]])
+    for sample in (2, 0):
+        got = torch_npu.npu_roi_align(feats.npu(), rois.npu(), 0.25, 3, 4, sample, 0)
+        want = torchvision.ops.roi_align(feats, rois, (3, 4), spatial_scale=0.25, sampling_ratio=sample, aligned=False)
+        close(got, want)
+    # roi_end_mode 1: the end corner is one pixel further
+    got = torch_npu.npu_roi_align(feats.npu(), rois.npu(), 0.25, 3, 4, 2, 1)
+    shifted = rois.clone()
+    shifted[:, 3:] += 1
+    close(got, torchvision.ops.roi_align(feats, shifted, (3, 4), spatial_scale=0.25, sampling_ratio=2, aligned=False))
+    fn, fc = leaf(feats, npu=True), leaf(feats)
+    out = torch_npu.npu_roi_align(fn, rois.npu(), 0.25, 3, 4, 2, 0)
+    ref = torchvision.ops.roi_align(fc, rois, (3, 4), spatial_scale=0.25, sampling_ratio=2, aligned=False)
+    check_grads([fn], [fc], out, ref)
+
+
+def test_batch_nms():
+    torchvision = pytest.importorskip("torchvision")
+    g = torch.Generator().manual_seed(9)
+    lo = torch.rand(2, 30, 1, 2, generator=g) * 40
+    boxes = torch.cat([lo, lo + torch.rand(2, 30, 1, 2, generator=g) * 20 + 1], -1)
+    scores = torch.rand(2, 30, 3, generator=g)
+    nb, ns, nc, nn_ = torch_npu.npu_batch_nms(boxes.npu(), scores.npu(), 0.3, 0.5, 4, 10)
+    assert nb.shape == (2, 10, 4) and ns.shape == nc.shape == (2, 10) and nn_.dtype == torch.int32
+    for b in range(2):
+        found = []
+        for c in range(3):
+            keep = scores[b, :, c] > 0.3
+            idx = torch.nonzero(keep).squeeze(1)
+            kept = idx[torchvision.ops.nms(boxes[b, keep, 0], scores[b, keep, c], 0.5)][:4]
+            found += [(scores[b, a, c].item(), c, a.item()) for a in kept]
+        found = sorted(found, key=lambda f: -f[0])[:10]
+        assert nn_[b].item() == len(found)
+        for slot, (s, c, a) in enumerate(found):
+            assert ns[b, slot].item() == pytest.approx(s) and nc[b, slot].item() == c
+            assert torch.equal(nb[b, slot].cpu(), boxes[b, a, 0])
+        assert ns[b, len(found):].cpu().eq(0).all()
