@@ -249,6 +249,10 @@ def test_fake_tensors_and_compile():
         assert torch_npu.npu_swiglu(x).shape == (4, 8, 8)
         assert torch_npu._npu_dropout(x, 0.1)[1].shape == (64,)  # 512 bits
         assert torch_npu.npu_confusion_transpose(x, (1, 0, 2), (8, 64), True).shape == (8, 64)
+        q = torch.empty(2, 4, 16, 8, device="npu")
+        out, smax, _, _, seed, offset, numels = torch_npu.npu_fusion_attention(q, q, q, 4, "BNSD", keep_prob=0.9)
+        assert out.shape == q.shape and smax.shape == (2, 4, 16, 8) and numels == 2 * 4 * 16 * 16
+    assert torch_npu.npu_fusion_attention is torch.ops.npu.npu_fusion_attention
 
     def block(x, g):
         y, _ = torch_npu.npu_rms_norm(x, g)

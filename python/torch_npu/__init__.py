@@ -35,7 +35,6 @@ torch.utils.generate_methods_for_privateuse1_backend(
     for_tensor=True, for_module=True, for_packed_sequence=True, for_storage=True
 )
 
-from .fusion_attention import npu_fusion_attention, npu_fusion_attention_grad  # noqa: E402
 from . import op_plugin  # noqa: E402
 
 globals().update(op_plugin._registry.EXPORTED)  # torch_npu.npu_rms_norm, ... (torch.ops.npu.*)

@@ -11,6 +11,7 @@ log-sum-exp, as the backward needs), each repeated 8 times on the last dim like 
 import math
 
 import torch
+import torch._subclasses.fake_tensor
 
 _BIG = 2147483647
 _LAYOUTS = ("BNSD", "BSND", "BSH", "SBH")
@@ -120,7 +121,9 @@ def npu_fusion_attention(query, key, value, head_num, input_layout, pse=None, pa
     softmax_sum = torch.ones_like(softmax_max)
     softmax_out = torch.empty(0, dtype=query.dtype, device=query.device)
     if keep_prob < 1:
-        seed, offset = int(seed_t.item()), int(offset_t.item())
+        # A fake tensor (tracing) has no value: 0, as torch_npu's meta kernel gives.
+        traced = isinstance(seed_t, torch._subclasses.fake_tensor.FakeTensor)
+        seed, offset = (0, 0) if traced else (int(seed_t.item()), int(offset_t.item()))
         numels = q4.shape[0] * q4.shape[1] * q4.shape[2] * k4.shape[2]
     else:
         seed = offset = numels = 0
