@@ -532,3 +532,77 @@ def test_batch_nms():
             assert ns[b, slot].item() == pytest.approx(s) and nc[b, slot].item() == c
             assert torch.equal(nb[b, slot].cpu(), boxes[b, a, 0])
         assert ns[b, len(found):].cpu().eq(0).all()
+
+
+def attention_reference(q, k, v, scale, visible, pse=None):
+    """q (B, N, S1, D), k/v (B, Nk, S2, D); visible(b, n, i, j) -> bool. Loops over rows."""
+    b, n, s1, d = q.shape
+    nk, s2 = k.shape[1], k.shape[2]
+    out = torch.zeros(b, n, s1, d, dtype=torch.float64)
+    lse = torch.full((b, n, s1, 1), float("-inf"), dtype=torch.float64)
+    for bi in range(b):
+        for h in range(n):
+            kh = h // (n // nk)
+            for i in range(s1):
+                cols = [j for j in range(s2) if visible(bi, h, i, j)]
+                if not cols:
+                    continue
+                s = torch.stack([scale * (q[bi, h, i].double() @ k[bi, kh, j].double())
+                                 + (pse[bi if pse.shape[0] > 1 else 0, h, i, j].double() if pse is not None else 0)
+                                 for j in cols])
+                m = s.max()
+                w = torch.exp(s - m)
+                lse[bi, h, i, 0] = m + torch.log(w.sum())
+                out[bi, h, i] = sum(w[c] / w.sum() * v[bi, kh, j].double() for c, j in enumerate(cols))
+    return out, lse
+
+
+def test_prompt_flash_attention():
+    g = torch.Generator().manual_seed(10)
+    b, n, nk, s, d = 2, 4, 2, 6, 8
+    q = torch.randn(b, s, n * d, generator=g)
+    k, v = torch.randn(b, s, nk * d, generator=g), torch.randn(b, s, nk * d, generator=g)
+    causal = torch.ones(s, s, dtype=torch.bool).triu(1)
+    got = torch_npu.npu_prompt_flash_attention(q.npu(), k.npu(), v.npu(), atten_mask=causal.npu(), num_heads=n,
+                                               num_key_value_heads=nk, scale_value=0.3, input_layout="BSH",
+                                               actual_seq_lengths_kv=[6, 4])
+    q4, k4, v4 = (t.reshape(b, s, -1, d).transpose(1, 2) for t in (q, k, v))
+    kv_len = [6, 4]
+    want, _ = attention_reference(q4, k4, v4, 0.3, lambda bi, h, i, j: j <= i and j < kv_len[bi])
+    close(got, want.transpose(1, 2).reshape(b, s, n * d))
+    # BNSD in, BSND out; bottom-right causal (sparse_mode 3) with fewer queries than keys
+    qs = torch.randn(b, n, 3, d, generator=g)
+    ks, vs = torch.randn(b, n, s, d, generator=g), torch.randn(b, n, s, d, generator=g)
+    pse = torch.randn(1, n, 3, s, generator=g)
+    got = torch_npu.npu_prompt_flash_attention(qs.npu(), ks.npu(), vs.npu(), pse_shift=pse.npu(), num_heads=n,
+                                               scale_value=0.5, input_layout="BNSD_BSND", sparse_mode=3,
+                                               atten_mask=torch.ones(2048, 2048, dtype=torch.bool).triu(1).npu())
+    want, _ = attention_reference(qs, ks, vs, 0.5, lambda bi, h, i, j: j <= i + (s - 3), pse)
+    assert got.shape == (b, 3, n, d)
+    close(got, want.transpose(1, 2))
+
+
+def test_incre_and_fused_infer_attention():
+    g = torch.Generator().manual_seed(11)
+    b, n, s2, d = 3, 2, 7, 4
+    q = torch.randn(b, n, 1, d, generator=g)
+    k, v = torch.randn(b, n, s2, d, generator=g), torch.randn(b, n, s2, d, generator=g)
+    mask = torch.zeros(b, s2, dtype=torch.bool)
+    mask[1, 2] = True
+    got = torch_npu.npu_incre_flash_attention(q.npu(), k.npu(), v.npu(), atten_mask=mask.npu(),
+                                              actual_seq_lengths=[7, 5, 3], num_heads=n, scale_value=0.4,
+                                              input_layout="BNSD")
+    lens = [7, 5, 3]
+    want, _ = attention_reference(q, k, v, 0.4, lambda bi, h, i, j: j < lens[bi] and not mask[bi, j])
+    close(got, want)
+    out, lse = torch_npu.npu_fused_infer_attention_score(q.npu(), k.npu(), v.npu(), num_heads=n, scale=0.4,
+                                                         input_layout="BNSD", actual_seq_lengths_kv=[7, 5, 3],
+                                                         softmax_lse_flag=True)
+    want, want_lse = attention_reference(q, k, v, 0.4, lambda bi, h, i, j: j < lens[bi])
+    close(out, want)
+    close(lse, want_lse)
+    _, none = torch_npu.npu_fused_infer_attention_score(q.npu(), k.npu(), v.npu(), num_heads=n, input_layout="BNSD")
+    assert none.shape == (1,) and none.item() == 0
+    with pytest.raises(NotImplementedError, match="block_table"):
+        torch_npu.npu_incre_flash_attention(q.npu(), k.npu(), v.npu(), block_table=torch.zeros(1, device="npu"),
+                                            num_heads=n, input_layout="BNSD")
