@@ -606,3 +606,43 @@ def test_incre_and_fused_infer_attention():
     with pytest.raises(NotImplementedError, match="block_table"):
         torch_npu.npu_incre_flash_attention(q.npu(), k.npu(), v.npu(), block_table=torch.zeros(1, device="npu"),
                                             num_heads=n, input_layout="BNSD")
+
+
+def test_bounding_box_encode_decode():
+    g = torch.Generator().manual_seed(12)
+    lo = torch.rand(6, 2, generator=g) * 40
+    anchors = torch.cat([lo, lo + torch.rand(6, 2, generator=g) * 20 + 2], 1)
+    lo = torch.rand(6, 2, generator=g) * 40
+    truths = torch.cat([lo, lo + torch.rand(6, 2, generator=g) * 20 + 2], 1)
+    means, stds = [0.1, -0.1, 0.0, 0.05], [0.1, 0.1, 0.2, 0.2]
+    deltas = torch_npu.npu_bounding_box_encode(anchors.npu(), truths.npu(), *means, *stds).cpu()
+    for n in range(6):
+        a, t = anchors[n].tolist(), truths[n].tolist()
+        pw, ph, gw, gh = a[2] - a[0] + 1, a[3] - a[1] + 1, t[2] - t[0] + 1, t[3] - t[1] + 1
+        raw = [((t[0] + t[2]) - (a[0] + a[2])) / 2 / pw, ((t[1] + t[3]) - (a[1] + a[3])) / 2 / ph,
+               math.log(gw / pw), math.log(gh / ph)]
+        for c in range(4):
+            assert abs(deltas[n, c].item() - (raw[c] - means[c]) / stds[c]) < 1e-4
+    # decoding the encoded deltas gives the ground truths back (inside the image, ratios clipped wide)
+    back = torch_npu.npu_bounding_box_decode(anchors.npu(), deltas.npu(), *means, *stds, [100, 100], 16 / 1000)
+    close(back, truths, scale=100)
+    clipped = torch_npu.npu_bounding_box_decode(anchors.npu(), deltas.npu(), *means, *stds, [30, 20], 16 / 1000).cpu()
+    assert clipped[:, 0::2].max() <= 19 and clipped[:, 1::2].max() <= 29 and clipped.min() >= 0
+
+
+def test_dropout_with_add_softmax():
+    g = torch.Generator().manual_seed(13)
+    a, x1 = torch.randn(2, 4, 16, 16, generator=g), torch.randn(2, 4, 16, 16, generator=g)
+    an, xn = leaf(a, npu=True), leaf(x1, npu=True)
+    mask, soft, out = torch_npu.npu_dropout_with_add_softmax(an, xn, 0.5, 0.25, -1)
+    ref_soft = torch.softmax(x1.double() + 0.5 * a.double(), -1)
+    close(soft, ref_soft)
+    bits = ((mask.cpu().unsqueeze(-1) >> torch.arange(8, dtype=torch.uint8)) & 1).reshape(-1)[:a.numel()]
+    kept = bits.bool().reshape(a.shape)
+    close(out, ref_soft * kept / 0.75)
+    assert 0.65 < kept.float().mean().item() < 0.85
+    out.sum().backward()
+    ad, xd = leaf(a, torch.float64), leaf(x1, torch.float64)
+    (torch.softmax(xd + 0.5 * ad, -1) * kept / 0.75).sum().backward()
+    close(an.grad, ad.grad)
+    close(xn.grad, xd.grad)

@@ -1,4 +1,7 @@
-"""Box geometry: npu_iou / npu_ptiou (IoU or IoF of boxes given as x0, y0, x1, y1)."""
+"""Boxes: npu_iou / npu_ptiou, npu_nms_v4, npu_batch_nms, npu_roi_align, npu_bounding_box_encode / decode
+(boxes as x0, y0, x1, y1)."""
+import math
+
 import torch
 
 from ._registry import composite
@@ -146,3 +149,43 @@ def _bilinear(img, ys, xs, h, w):
     v = (img[:, yl][:, :, xl] * (hy[:, None] * hx[None]) + img[:, yl][:, :, xh] * (hy[:, None] * lx[None])
          + img[:, yh][:, :, xl] * (ly[:, None] * hx[None]) + img[:, yh][:, :, xh] * (ly[:, None] * lx[None]))
     return v * (valid_y[:, None] * valid_x[None])
+
+
+def _centers(boxes):
+    """(cx, cy, w, h) of (x0, y0, x1, y1) boxes, widths counting both end pixels (+1)."""
+    b = boxes.float()
+    return (b[:, 0] + b[:, 2]) * 0.5, (b[:, 1] + b[:, 3]) * 0.5, b[:, 2] - b[:, 0] + 1.0, b[:, 3] - b[:, 1] + 1.0
+
+
+@composite("npu_bounding_box_encode(Tensor anchor_box, Tensor ground_truth_box, float means0, float means1, "
+           "float means2, float means3, float stds0, float stds1, float stds2, float stds3) -> Tensor")
+def npu_bounding_box_encode(anchor_box, ground_truth_box, means0, means1, means2, means3, stds0, stds1, stds2, stds3):
+    """Faster R-CNN deltas of ground truths from anchors: ((gx - px) / pw, (gy - py) / ph,
+    log(gw / pw), log(gh / ph)), normalized as (delta - mean) / std."""
+    px, py, pw, ph = _centers(anchor_box)
+    gx, gy, gw, gh = _centers(ground_truth_box)
+    deltas = torch.stack([(gx - px) / pw, (gy - py) / ph, torch.log(gw / pw), torch.log(gh / ph)], 1)
+    means = torch.tensor([means0, means1, means2, means3], device=deltas.device)
+    stds = torch.tensor([stds0, stds1, stds2, stds3], device=deltas.device)
+    return ((deltas - means) / stds).to(anchor_box.dtype)
+
+
+@composite("npu_bounding_box_decode(Tensor rois, Tensor deltas, float means0, float means1, float means2, "
+           "float means3, float stds0, float stds1, float stds2, float stds3, int[] max_shape, "
+           "float wh_ratio_clip) -> Tensor")
+def npu_bounding_box_decode(rois, deltas, means0, means1, means2, means3, stds0, stds1, stds2, stds3, max_shape,
+                            wh_ratio_clip):
+    """Boxes from rois and deltas (the inverse of npu_bounding_box_encode), with dw, dh clipped
+    to |log(wh_ratio_clip)| and the corners clamped into an image of max_shape = (h, w)."""
+    means = torch.tensor([means0, means1, means2, means3], device=deltas.device)
+    stds = torch.tensor([stds0, stds1, stds2, stds3], device=deltas.device)
+    d = deltas.float() * stds + means
+    limit = abs(math.log(wh_ratio_clip))
+    dw, dh = d[:, 2].clamp(-limit, limit), d[:, 3].clamp(-limit, limit)
+    px, py, pw, ph = _centers(rois)
+    gw, gh = pw * torch.exp(dw), ph * torch.exp(dh)
+    gx, gy = px + pw * d[:, 0], py + ph * d[:, 1]
+    h, w = max_shape[0], max_shape[1] if len(max_shape) > 1 else max_shape[0]
+    boxes = torch.stack([(gx - gw * 0.5 + 0.5).clamp(0, w - 1), (gy - gh * 0.5 + 0.5).clamp(0, h - 1),
+                         (gx + gw * 0.5 - 0.5).clamp(0, w - 1), (gy + gh * 0.5 - 0.5).clamp(0, h - 1)], 1)
+    return boxes.to(rois.dtype)

@@ -1,8 +1,9 @@
-"""_npu_dropout: dropout returning torch_npu's bit mask (one bit per element, kept = 1, little-
-endian within each byte, padded to a multiple of 128 bits), with its own backward."""
+"""_npu_dropout (dropout returning torch_npu's bit mask: one bit per element, kept = 1, little-
+endian within each byte, padded to a multiple of 128 bits; with its own backward) and
+npu_dropout_with_add_softmax built on it."""
 import torch
 
-from ._registry import define
+from ._registry import composite, define
 
 _NAME = define("_npu_dropout(Tensor self, float p) -> (Tensor, Tensor)")
 
@@ -53,3 +54,16 @@ def _backward(ctx, grad, _grad_mask):
 
 
 torch.library.register_autograd(_NAME, _backward, setup_context=_setup)
+
+
+@composite("npu_dropout_with_add_softmax(Tensor self, Tensor x1, Scalar alpha, float prob, int dim) "
+           "-> (Tensor, Tensor, Tensor)")
+def npu_dropout_with_add_softmax(self, x1, alpha, prob, dim):
+    """(bit mask, softmax(x1 + alpha * self, dim), its dropout): prob is the probability of
+    dropping an element, kept ones are scaled by 1 / (1 - prob)."""
+    if self.shape != x1.shape:
+        raise RuntimeError(f"npu_dropout_with_add_softmax: self {tuple(self.shape)} and x1 {tuple(x1.shape)} "
+                           "must have one shape")
+    softmax = torch.softmax((x1.float() + float(alpha) * self.float()), dim).to(self.dtype)
+    out, mask = torch.ops.npu._npu_dropout(softmax, prob)
+    return mask, softmax, out
