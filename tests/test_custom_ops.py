@@ -646,3 +646,35 @@ def test_dropout_with_add_softmax():
     (torch.softmax(xd + 0.5 * ad, -1) * kept / 0.75).sum().backward()
     close(an.grad, ad.grad)
     close(xn.grad, xd.grad)
+
+
+def test_host_reading_ops_have_fake_kernels():
+    """Ops that read boxes or group sizes on the host are opaque to tracing: their fake kernels
+    give the shapes (data-dependent sizes as unbacked symbols)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.fx.experimental.symbolic_shapes import ShapeEnv
+    with FakeTensorMode(shape_env=ShapeEnv()):
+        boxes, scores = torch.empty(50, 4, device="npu"), torch.empty(50, device="npu")
+        t = torch.empty((), device="npu")
+        idx, n = torch_npu.npu_nms_v4(boxes, scores, 20, t, t, pad_to_max_output_size=True)
+        assert idx.shape == (20,) and idx.dtype == torch.int32 and n.shape == ()
+        idx, _ = torch_npu.npu_nms_v4(boxes, scores, 20, t, t)
+        assert isinstance(idx.shape[0], torch.SymInt)
+        out = torch_npu.npu_batch_nms(torch.empty(2, 30, 1, 4, device="npu"), torch.empty(2, 30, 3, device="npu"),
+                                      0.3, 0.5, 4, 10)
+        assert [o.shape for o in out] == [(2, 10, 4), (2, 10), (2, 10), (2,)]
+        feats, rois = torch.empty(2, 3, 12, 10, device="npu"), torch.empty(7, 5, device="npu")
+        assert torch_npu.npu_roi_align(feats, rois, 0.25, 3, 4, 2, 0).shape == (7, 3, 3, 4)
+        x, w = torch.empty(10, 4, device="npu"), torch.empty(3, 4, 5, device="npu")
+        y = torch_npu.npu_grouped_matmul([x], [w], group_list=torch.empty(3, dtype=torch.int64, device="npu"),
+                                         split_item=2, group_type=0)
+        assert y[0].shape == (10, 5)
+        ys = torch_npu.npu_grouped_matmul([x], [w], group_list=[2, 5, 10], split_item=0, group_type=0)
+        assert [t.shape for t in ys] == [(2, 5), (3, 5), (5, 5)]
+
+    def moe_ffn(x, w, ends):
+        return torch_npu.npu_grouped_matmul([x], [w], group_list=ends, split_item=2, group_type=0)[0].relu()
+
+    x, w, ends = torch.randn(10, 4, device="npu"), torch.randn(3, 4, 5, device="npu"), torch.tensor([2, 5, 10]).npu()
+    compiled = torch.compile(moe_ffn, backend="aot_eager", fullgraph=True)
+    close(compiled(x, w, ends), moe_ffn(x, w, ends).cpu())

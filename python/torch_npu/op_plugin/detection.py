@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from ._registry import composite
+from ._registry import composite, opaque
 
 
 def _iou(bboxes, gtboxes, mode):
@@ -55,8 +55,13 @@ def _greedy_nms(boxes, scores, limit, iou_threshold, score_threshold):
     return kept
 
 
-@composite("npu_nms_v4(Tensor self, Tensor scores, Scalar max_output_size, Tensor iou_threshold, "
-           "Tensor scores_threshold, bool pad_to_max_output_size=False) -> (Tensor, Tensor)")
+def _nms_v4_fake(self, scores, max_output_size, iou_threshold, scores_threshold, pad_to_max_output_size=False):
+    count = int(max_output_size) if pad_to_max_output_size else torch.library.get_ctx().new_dynamic_size()
+    return self.new_empty((count,), dtype=torch.int32), self.new_empty((), dtype=torch.int32)
+
+
+@opaque("npu_nms_v4(Tensor self, Tensor scores, Scalar max_output_size, Tensor iou_threshold, "
+        "Tensor scores_threshold, bool pad_to_max_output_size=False) -> (Tensor, Tensor)", _nms_v4_fake)
 def npu_nms_v4(self, scores, max_output_size, iou_threshold, scores_threshold, pad_to_max_output_size=False):
     """Greedy non-maximum suppression (TensorFlow's NonMaxSuppressionV4): (indices as int32,
     the number of them), padded with 0 to max_output_size on request."""
@@ -69,9 +74,16 @@ def npu_nms_v4(self, scores, max_output_size, iou_threshold, scores_threshold, p
             torch.tensor(count, dtype=torch.int32, device=self.device))
 
 
-@composite("npu_batch_nms(Tensor self, Tensor scores, float score_threshold, float iou_threshold, "
-           "int max_size_per_class, int max_total_size, bool change_coordinate_frame=False, "
-           "bool transpose_box=False) -> (Tensor, Tensor, Tensor, Tensor)")
+def _batch_nms_fake(self, scores, score_threshold, iou_threshold, max_size_per_class, max_total_size,
+                    change_coordinate_frame=False, transpose_box=False):
+    batch = self.shape[0]
+    return (self.new_empty((batch, max_total_size, 4)), scores.new_empty((batch, max_total_size)),
+            scores.new_empty((batch, max_total_size)), self.new_empty((batch,), dtype=torch.int32))
+
+
+@opaque("npu_batch_nms(Tensor self, Tensor scores, float score_threshold, float iou_threshold, "
+        "int max_size_per_class, int max_total_size, bool change_coordinate_frame=False, "
+        "bool transpose_box=False) -> (Tensor, Tensor, Tensor, Tensor)", _batch_nms_fake)
 def npu_batch_nms(self, scores, score_threshold, iou_threshold, max_size_per_class, max_total_size,
                   change_coordinate_frame=False, transpose_box=False):
     """Per image and class, greedy NMS (at most max_size_per_class boxes), then the
@@ -101,8 +113,12 @@ def npu_batch_nms(self, scores, score_threshold, iou_threshold, max_size_per_cla
     return out_boxes, out_scores, out_classes, torch.tensor(counts, dtype=torch.int32, device=self.device)
 
 
-@composite("npu_roi_align(Tensor self, Tensor rois, float spatial_scale, int pooled_height, int pooled_width, "
-           "int sample_num, int roi_end_mode) -> Tensor")
+def _roi_align_fake(self, rois, spatial_scale, pooled_height, pooled_width, sample_num, roi_end_mode):
+    return self.new_empty((rois.shape[0], self.shape[1], pooled_height, pooled_width))
+
+
+@opaque("npu_roi_align(Tensor self, Tensor rois, float spatial_scale, int pooled_height, int pooled_width, "
+        "int sample_num, int roi_end_mode) -> Tensor", _roi_align_fake, differentiable=(0,))
 def npu_roi_align(self, rois, spatial_scale, pooled_height, pooled_width, sample_num, roi_end_mode):
     """RoIAlign of Faster R-CNN: rois are (batch index, x0, y0, x1, y1); each output bin averages
     sample_num x sample_num bilinear samples (adaptive, ceil(bin size), when 0). roi_end_mode 1

@@ -2,7 +2,7 @@
 npu_weight_quant_batchmatmul."""
 import torch
 
-from ._registry import _LIB, EXPORTED, composite
+from ._registry import _LIB, EXPORTED, _recompute_autograd, composite
 
 
 def _group_sizes(group_list, group_list_type, rows):
@@ -14,9 +14,10 @@ def _group_sizes(group_list, group_list_type, rows):
     return sizes
 
 
-def _grouped_matmul(x, weight, bias, scale, offset, antiquant_scale, antiquant_offset, per_token_scale, group_list,
-                    activation_input, activation_quant_scale, activation_quant_offset, split_item, group_type,
-                    group_list_type, act_type, output_dtype):
+def _grouped_matmul(x, weight, bias=None, scale=None, offset=None, antiquant_scale=None, antiquant_offset=None,
+                    per_token_scale=None, group_list=None, activation_input=None, activation_quant_scale=None,
+                    activation_quant_offset=None, split_item=0, group_type=None, group_list_type=0, act_type=0,
+                    output_dtype=None):
     if any(a is not None for a in (scale, offset, antiquant_scale, antiquant_offset, per_token_scale, activation_input,
                                    activation_quant_scale, activation_quant_offset)):
         raise NotImplementedError("npu_grouped_matmul: the quantized forms (scale, offset, antiquant_*, "
@@ -31,12 +32,14 @@ def _grouped_matmul(x, weight, bias, scale, offset, antiquant_scale, antiquant_o
         biases = list(bias[0].unbind(0)) if len(bias) == 1 and bias[0].dim() == 2 else list(bias)
         if len(biases) != len(weights):
             raise RuntimeError(f"npu_grouped_matmul: {len(biases)} biases for {len(weights)} weights")
+    rest = None
     if group_list is not None and group_type != -1:
-        # one x split by rows into the groups
+        # one x split by rows into the groups; rows past the last group give zeros
         xs = torch.cat(list(x)) if len(x) > 1 else x[0]
         sizes = _group_sizes(group_list, group_list_type, xs.shape[0])
         if len(sizes) != len(weights):
             raise RuntimeError(f"npu_grouped_matmul: group_list has {len(sizes)} groups for {len(weights)} weights")
+        rest = xs.shape[0] - sum(sizes)
         xs = list(xs[:sum(sizes)].split(sizes))
     else:
         xs = list(x)
@@ -50,27 +53,49 @@ def _grouped_matmul(x, weight, bias, scale, offset, antiquant_scale, antiquant_o
         if biases is not None:
             yi = yi + biases[i].to(yi.dtype)
         ys.append(yi.to(output_dtype) if output_dtype is not None else yi)
+    if split_item in (2, 3):
+        if rest:
+            ys.append(ys[0].new_zeros((rest,) + tuple(ys[0].shape[1:])))
+        return [torch.cat(ys)]
+    return ys
+
+
+def _grouped_matmul_fake(x, weight, bias=None, scale=None, offset=None, antiquant_scale=None, antiquant_offset=None,
+                         per_token_scale=None, group_list=None, activation_input=None, activation_quant_scale=None,
+                         activation_quant_offset=None, split_item=0, group_type=None, group_list_type=0, act_type=0,
+                         output_dtype=None):
+    weights = list(weight[0].unbind(0)) if len(weight) == 1 and weight[0].dim() == 3 else list(weight)
+    dtype = output_dtype or x[0].dtype
+    if group_list is not None and group_type != -1:
+        rows = sum(t.shape[0] for t in x)
+        n = weights[0].shape[-1]
+        if split_item in (2, 3):
+            return [x[0].new_empty((rows, n), dtype=dtype)]
+        if isinstance(group_list, torch.Tensor):
+            sizes = [torch.library.get_ctx().new_dynamic_size() for _ in weights]
+        else:
+            sizes = _group_sizes(group_list, group_list_type, rows)
+        return [x[0].new_empty((m, w.shape[-1]), dtype=dtype) for m, w in zip(sizes, weights)]
+    xs = list(x) * len(weights) if len(x) == 1 and len(weights) > 1 else list(x)
+    ys = [xi.new_empty(tuple(xi.shape[:-1]) + (wi.shape[-1],), dtype=dtype) for xi, wi in zip(xs, weights)]
     return [torch.cat(ys)] if split_item in (2, 3) else ys
 
 
-_SCHEMA_TAIL = ("*, Tensor[]? bias=None, Tensor[]? scale=None, Tensor[]? offset=None, Tensor[]? antiquant_scale=None, "
+# (torch_npu's schema makes these keyword-only; register_autograd needs them positional.)
+_SCHEMA_TAIL = ("Tensor[]? bias=None, Tensor[]? scale=None, Tensor[]? offset=None, Tensor[]? antiquant_scale=None, "
                 "Tensor[]? antiquant_offset=None, Tensor[]? per_token_scale=None, {group_list}, "
                 "Tensor[]? activation_input=None, Tensor[]? activation_quant_scale=None, "
                 "Tensor[]? activation_quant_offset=None, int? split_item=0, int? group_type=None, "
                 "int? group_list_type=0, int? act_type=0, ScalarType? output_dtype=None) -> Tensor[]")
-_LIB.define("npu_grouped_matmul(Tensor[] x, Tensor[] weight, " + _SCHEMA_TAIL.format(group_list="Tensor? group_list=None"))
-_LIB.define("npu_grouped_matmul.List(Tensor[] x, Tensor[] weight, " + _SCHEMA_TAIL.format(group_list="int[]? group_list=None"))
-_LIB.impl("npu_grouped_matmul", lambda x, weight, **kw: _grouped_matmul(x, weight, **_full(kw)), "CompositeImplicitAutograd")
-_LIB.impl("npu_grouped_matmul.List", lambda x, weight, **kw: _grouped_matmul(x, weight, **_full(kw)),
-          "CompositeImplicitAutograd")
-
-_DEFAULTS = dict(bias=None, scale=None, offset=None, antiquant_scale=None, antiquant_offset=None, per_token_scale=None,
-                 group_list=None, activation_input=None, activation_quant_scale=None, activation_quant_offset=None,
-                 split_item=0, group_type=None, group_list_type=0, act_type=0, output_dtype=None)
-
-
-def _full(kw):
-    return {**_DEFAULTS, **kw}
+# Group sizes are read on the host, so the op is opaque to tracing: a fake kernel gives the
+# shapes, and gradients (x, weight, bias) come from running it again under autograd.
+for _overload, _group_list in (("", "Tensor? group_list=None"), (".List", "int[]? group_list=None")):
+    _LIB.define(f"npu_grouped_matmul{_overload}(Tensor[] x, Tensor[] weight, "
+                + _SCHEMA_TAIL.format(group_list=_group_list))
+    _name = f"npu::npu_grouped_matmul{_overload}"
+    torch.library.impl(_name, "PrivateUse1")(_grouped_matmul)
+    torch.library.register_fake(_name)(_grouped_matmul_fake)
+    _recompute_autograd(_name, _grouped_matmul, (0, 1, 2))
 
 
 def npu_grouped_matmul(x, weight, **kwargs):
