@@ -83,17 +83,24 @@ def test_matches_torch_optim(fused, ref, kwargs, second):
     assert (npu.frozen.weight.detach().cpu() != 0).any() and npu.frozen.weight.grad is None
 
 
+class ReferenceOptimizer:
+    """The zero_grad of a per-parameter reference optimizer over `groups`."""
+
+    def __init__(self, groups):
+        self.groups = groups
+
+    def zero_grad(self):
+        for g in self.groups:
+            for p in g["params"]:
+                p.grad = None
+
+
 def lamb_reference(params_groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_decay=0, adam=False,
                    use_global_grad_norm=False):
     """LAMB per parameter, as torch_npu documents it, with plain torch ops."""
     state = {}
 
-    class Ref:
-        def zero_grad(self):
-            for g in params_groups:
-                for p in g["params"]:
-                    p.grad = None
-
+    class Ref(ReferenceOptimizer):
         @torch.no_grad()
         def step(self):
             grads = [p.grad for g in params_groups for p in g["params"] if p.grad is not None]
@@ -112,7 +119,7 @@ def lamb_reference(params_groups, lr=1e-3, betas=(0.9, 0.999), eps=1e-6, weight_
                     w, a = p.norm().clamp(0, 10), u.norm()
                     trust = 1.0 if adam or w == 0 or a == 0 else w / a
                     p.sub_(o["lr"] * trust * u)
-    return Ref()
+    return Ref(params_groups)
 
 
 @pytest.mark.parametrize("kwargs", [dict(lr=1e-2), dict(lr=1e-2, weight_decay=0.1, use_global_grad_norm=True),
@@ -129,12 +136,7 @@ def bert_adam_reference(params_groups, lr, warmup=-1, t_total=-1, schedule="warm
     schedules = {"warmup_linear": lambda x, w: x / w if x < w else max((x - 1.0) / (w - 1.0), 0.0),
                  "warmup_cosine": lambda x, w: x / w if x < w else 0.5 * (1.0 + math.cos(math.pi * x))}
 
-    class Ref:
-        def zero_grad(self):
-            for g in params_groups:
-                for p in g["params"]:
-                    p.grad = None
-
+    class Ref(ReferenceOptimizer):
         @torch.no_grad()
         def step(self):
             for gi, group in enumerate(params_groups):
@@ -151,7 +153,7 @@ def bert_adam_reference(params_groups, lr, warmup=-1, t_total=-1, schedule="warm
                     v.mul_(b2).addcmul_(g, g, value=1 - b2)
                     p.sub_(rate * (m / (v.sqrt() + e) + o["weight_decay"] * p))
                 steps[gi] = step + 1
-    return Ref()
+    return Ref(params_groups)
 
 
 @pytest.mark.parametrize("kwargs", [dict(lr=1e-2), dict(lr=1e-2, warmup=0.4, t_total=5, max_grad_norm=0.5),
