@@ -113,3 +113,22 @@ def test_nccl_becomes_hccl():
         print("OK")
     """)
     assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
+
+
+def test_checkpoint_saved_on_cuda_loads_onto_the_npu():
+    out = run_python("""
+        import io, torch, torch.serialization as ser
+        from torch_npu.contrib import transfer_to_npu
+        buf = io.BytesIO()
+        real_tag = ser.location_tag
+        ser.location_tag = lambda storage: "cuda:0"  # as if saved on a CUDA machine
+        try:
+            torch.save({"w": torch.arange(4.0)}, buf)
+        finally:
+            ser.location_tag = real_tag
+        buf.seek(0)
+        w = torch.load(buf)["w"]
+        assert w.device.type == "npu" and w.cpu().tolist() == [0.0, 1.0, 2.0, 3.0], w
+        print("OK")
+    """)
+    assert out.returncode == 0 and "OK" in out.stdout, out.stderr[-2000:]
