@@ -81,6 +81,9 @@ def test_events_measure_time_and_order_streams():
 def test_two_streams_with_wait_stream():
     a = torch.zeros(4 << 20, device="npu")
     s1, s2 = torch.npu.Stream(), torch.npu.Stream()
+    # a's zero fill is queued on the current stream: s1 must wait for it, as on CUDA (without
+    # this the fill could land after s1's writes, which CI once caught)
+    s1.wait_stream(torch.npu.current_stream())
     with torch.npu.stream(s1):
         for v in range(1, 6):
             a.fill_(float(v))

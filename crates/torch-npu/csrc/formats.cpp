@@ -87,8 +87,6 @@ bool make_private_in_place(const at::Tensor& t, int64_t format) {
   return true;
 }
 
-// torch_npu.npu_format_cast(self, acl_format): self's values in a new storage of that format
-// (self itself when it already has it).
 // The format a cast to `acl_format` gives under the current allow_internal_format setting.
 int64_t allowed_format(int64_t acl_format, c10::ScalarType dtype, c10::IntArrayRef sizes) {
   storage_shape(acl_format, dtype, sizes);  // rejects unknown codes and impossible ranks
@@ -99,6 +97,8 @@ int64_t allowed_format(int64_t acl_format, c10::ScalarType dtype, c10::IntArrayR
   return base_format(acl_format, sizes.size());
 }
 
+// torch_npu.npu_format_cast(self, acl_format): self's values in a new storage of that format
+// (self itself when it already has it).
 at::Tensor npu_format_cast(const at::Tensor& self, int64_t acl_format) {
   check_npu(self, "npu_format_cast");
   acl_format = allowed_format(acl_format, self.scalar_type(), self.sizes());
