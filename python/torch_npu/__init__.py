@@ -38,7 +38,7 @@ torch.utils.generate_methods_for_privateuse1_backend(
 from . import op_plugin  # noqa: E402
 
 globals().update(op_plugin._registry.EXPORTED)  # torch_npu.npu_rms_norm, ... (torch.ops.npu.*)
-from . import optim, utils  # noqa: E402,F401
+from . import distributed, optim, utils  # noqa: E402,F401
 from ._format import Format, empty_with_format, get_npu_format, npu_format_cast, npu_format_cast_  # noqa: E402,F401
 from . import _exit  # noqa: E402,F401  (drains autograd's npu threads before the interpreter ends)
 
