@@ -55,5 +55,5 @@ obj = [None]
 dist.broadcast_object_list(obj if r else [{"from": 0}], src=0)
 assert r == 0 or obj[0] == {"from": 0}
 dist.barrier()
-print("collectives OK", r)
+print(f"collectives OK {r}", flush=True)
 dist.destroy_process_group()

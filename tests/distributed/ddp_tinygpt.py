@@ -29,5 +29,5 @@ for step in range(3):
     ropt.zero_grad(); _, rl = ref(x, y); rl.backward(); ropt.step()
 for (n, p), q in zip(ref.named_parameters(), model.parameters()):
     torch.testing.assert_close(q.detach().cpu(), p.detach(), rtol=1e-4, atol=1e-4, msg=lambda m: f"{n}: {m}")
-print("DDP OK", r)
+print(f"DDP OK {r}", flush=True)
 dist.destroy_process_group()

@@ -34,5 +34,5 @@ for step in range(3):
 for (n, p), q in zip(ref.named_parameters(), model.parameters()):
     full = q.full_tensor() if hasattr(q, "full_tensor") else q
     torch.testing.assert_close(full.detach().cpu(), p.detach(), rtol=1e-4, atol=1e-4, msg=lambda m: f"{n}: {m}")
-print("FSDP OK", r)
+print(f"FSDP OK {r}", flush=True)
 dist.destroy_process_group()

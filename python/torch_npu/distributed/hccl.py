@@ -6,7 +6,9 @@ Each collective stages its npu tensors through host memory: the inputs are read 
 queued on the current stream (``Tensor.cpu()`` orders the read), Gloo runs on the host copies,
 and the results are written back on the current stream. The collective has completed when the
 call returns, so ``wait()`` on its work object has nothing left to order. Reduce ops Gloo lacks
-are composed: AVG is SUM / world size, PREMUL_SUM scales the inputs first."""
+are composed: AVG is SUM / world size, PREMUL_SUM scales the inputs first. Ranks that pass
+tensors of different sizes get an error on every rank (Gloo itself would abort the process);
+a rank that dies makes the others raise (Gloo's connection errors, or the group's timeout)."""
 import threading
 
 import torch
@@ -56,6 +58,17 @@ def _in_background(gloo_work, finish):
     return _create_work_from_future(fut)
 
 
+_DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.uint8, torch.int16,
+           torch.int32, torch.int64, torch.bool, torch.complex64, torch.complex128]
+
+
+def _describe(tensors):
+    """(elements, dtype code) of a rank's side of a collective."""
+    dtype = tensors[0].dtype if tensors else torch.float32
+    code = _DTYPES.index(dtype) if dtype in _DTYPES else len(_DTYPES)
+    return [sum(t.numel() for t in tensors), code]
+
+
 def _done(result):
     fut = Future()
     fut.set_result(result)
@@ -82,6 +95,18 @@ class ProcessGroupHCCL(dist.ProcessGroup):
     @property
     def group_name(self):
         return self._name
+
+    def _agree(self, op, tensors):
+        """Gloo aborts the process when ranks disagree on a collective's sizes: compare them first
+        (a small all_gather), and raise on every rank, naming each rank's side."""
+        mine = torch.tensor(_describe(tensors), dtype=torch.int64)
+        every = [torch.empty(2, dtype=torch.int64) for _ in range(self.size())]
+        self._gloo.allgather([every], [mine]).wait()
+        if any(not torch.equal(e, every[0]) for e in every):
+            sides = ", ".join(f"rank {i}: {int(e[0])} elements of "
+                              f"{_DTYPES[int(e[1])] if int(e[1]) < len(_DTYPES) else 'another dtype'}"
+                              for i, e in enumerate(every))
+            raise RuntimeError(f"hccl {op}: the ranks passed tensors that do not match ({sides})")
 
     # ---- reductions ----
     def _reduce_opts(self, opts, cls, host):
@@ -118,6 +143,7 @@ class ProcessGroupHCCL(dist.ProcessGroup):
     def allreduce(self, tensors, opts=c10d.AllreduceOptions()):
         host = [h.clone() if h is t else h for h, t in zip(_host_list(tensors), tensors)] if any(
             t.device.type == "npu" for t in tensors) else list(tensors)
+        self._agree("all_reduce", tensors)
         gopts, average = self._reduce_opts(opts, c10d.AllreduceOptions, host)
         self._gloo.allreduce(host, gopts).wait()
         self._finish_reduce(host, average)
@@ -133,6 +159,7 @@ class ProcessGroupHCCL(dist.ProcessGroup):
 
     def reduce(self, tensors, opts=c10d.ReduceOptions()):
         host = [h.clone() if h is t else h for h, t in zip(_host_list(tensors), tensors)]
+        self._agree("reduce", tensors)
         gopts, average = self._reduce_opts(opts, c10d.ReduceOptions, host)
         self._gloo.reduce(host, gopts).wait()
         if self.rank() == opts.rootRank:
@@ -160,12 +187,14 @@ class ProcessGroupHCCL(dist.ProcessGroup):
 
     # ---- data movement ----
     def broadcast(self, tensors, opts=c10d.BroadcastOptions()):
+        self._agree("broadcast", tensors)
         host = [h.clone() if h is t else h for h, t in zip(_host_list(tensors), tensors)]
         self._gloo.broadcast(host, opts).wait()
         _write_back(tensors, host)
         return _done(list(tensors))
 
     def allgather(self, outputs, inputs, opts=c10d.AllgatherOptions()):
+        self._agree("all_gather", inputs)
         host_out = [[torch.empty_like(t, device="cpu") for t in out] for out in outputs]
         self._gloo.allgather(host_out, _host_list(inputs), opts).wait()
         for dst, src in zip(outputs, host_out):
@@ -188,6 +217,7 @@ class ProcessGroupHCCL(dist.ProcessGroup):
         return _done(list(outputs))
 
     def gather(self, outputs, inputs, opts=c10d.GatherOptions()):
+        self._agree("gather", inputs)
         root = self.rank() == opts.rootRank
         host_out = [[torch.empty_like(t, device="cpu") for t in out] for out in outputs] if root else []
         self._gloo.gather(host_out, _host_list(inputs), opts).wait()
@@ -197,6 +227,7 @@ class ProcessGroupHCCL(dist.ProcessGroup):
         return _done(outputs)
 
     def scatter(self, outputs, inputs, opts=c10d.ScatterOptions()):
+        self._agree("scatter", outputs)
         host_out = [torch.empty_like(t, device="cpu") for t in outputs]
         host_in = [_host_list(chunks) for chunks in inputs] if self.rank() == opts.rootRank else []
         self._gloo.scatter(host_out, host_in, opts).wait()
@@ -204,6 +235,7 @@ class ProcessGroupHCCL(dist.ProcessGroup):
         return _done(list(outputs))
 
     def alltoall(self, outputs, inputs, opts=c10d.AllToAllOptions()):
+        self._agree("all_to_all", inputs)
         host_out = [torch.empty_like(t, device="cpu") for t in outputs]
         self._gloo.alltoall(host_out, _host_list(inputs), opts).wait()
         _write_back(outputs, host_out)
