@@ -11,11 +11,11 @@ import pytest
 HERE = os.path.dirname(__file__)
 
 
-def torchrun(script: str, timeout: float = 300) -> str:
+def torchrun(script: str, *args: str, timeout: float = 300) -> str:
     # --standalone: the launcher's store takes a port the OS assigns (a port probed here
     # could be taken by another run before torchrun binds it)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           os.path.join(HERE, "distributed", script)]
+           os.path.join(HERE, "distributed", script), *args]
     env = dict(os.environ, OMP_NUM_THREADS="1", TORCH_NPU_SIM_THREADS="1")
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
@@ -29,15 +29,11 @@ def test_collectives():
 
 
 @pytest.mark.timeout(400)
-def test_ddp_matches_one_process():
-    out = torchrun("ddp_tinygpt.py")
-    assert "DDP OK 0" in out and "DDP OK 1" in out
-
-
-@pytest.mark.timeout(400)
-def test_fsdp2_matches_one_process():
-    out = torchrun("fsdp_tinygpt.py")
-    assert "FSDP OK 0" in out and "FSDP OK 1" in out
+@pytest.mark.parametrize("mode", ["ddp", "fsdp"])
+def test_training_matches_one_process(mode):
+    """DDP, and FSDP2 (fully_shard), of TinyGPT on two ranks."""
+    out = torchrun("train_tinygpt.py", mode)
+    assert f"{mode} OK 0" in out and f"{mode} OK 1" in out
 
 
 @pytest.mark.timeout(400)
