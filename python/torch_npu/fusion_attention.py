@@ -21,7 +21,7 @@ def _unsupported(what):
     return NotImplementedError(f"npu_fusion_attention: {what} is not supported yet")
 
 
-def _to_bnsd(t, layout, heads):
+def _to_bnsd(t, layout, heads, op="npu_fusion_attention"):
     """(B, N, S, D) view of a query/key/value tensor in `layout` with `heads` heads."""
     if layout == "BNSD":
         return t
@@ -31,7 +31,7 @@ def _to_bnsd(t, layout, heads):
         t = t.transpose(0, 1)
     b, s, h = t.shape
     if heads <= 0 or h % heads:
-        raise RuntimeError(f"npu_fusion_attention: hidden size {h} is not a multiple of {heads} heads")
+        raise RuntimeError(f"{op}: hidden size {h} is not a multiple of {heads} heads")
     return t.reshape(b, s, heads, h // heads).transpose(1, 2)
 
 

@@ -189,7 +189,8 @@ at::Tensor clone(const at::Tensor& self, std::optional<c10::MemoryFormat> memory
 }  // namespace
 
 bool has_private_format(const at::Tensor& t) {
-  return t.defined() && t.device().type() == kNpu && t.has_storage() &&
+  // The count first: while no storage is private (the usual case) nothing else is looked at.
+  return any_private_formats() && t.defined() && t.device().type() == kNpu && t.has_storage() &&
          storage_desc(t.storage()).is_private();
 }
 

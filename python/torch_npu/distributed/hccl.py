@@ -27,7 +27,8 @@ def is_hccl_available() -> bool:
 
 
 def _host(t):
-    """A host copy of an npu tensor (after its queued writes); CPU tensors as they are."""
+    """A host copy of an npu tensor (after its queued writes); CPU tensors as they are (Gloo
+    works on them in place, and _write_back skips them)."""
     return t.cpu() if t.device.type == "npu" else t
 
 
@@ -141,9 +142,8 @@ class ProcessGroupHCCL(dist.ProcessGroup):
                     t.floor_divide_(self.size())
 
     def allreduce(self, tensors, opts=c10d.AllreduceOptions()):
-        host = [h.clone() if h is t else h for h, t in zip(_host_list(tensors), tensors)] if any(
-            t.device.type == "npu" for t in tensors) else list(tensors)
         self._agree("all_reduce", tensors)
+        host = _host_list(tensors)
         gopts, average = self._reduce_opts(opts, c10d.AllreduceOptions, host)
         self._gloo.allreduce(host, gopts).wait()
         self._finish_reduce(host, average)
@@ -158,8 +158,8 @@ class ProcessGroupHCCL(dist.ProcessGroup):
         return _done(list(tensors))
 
     def reduce(self, tensors, opts=c10d.ReduceOptions()):
-        host = [h.clone() if h is t else h for h, t in zip(_host_list(tensors), tensors)]
         self._agree("reduce", tensors)
+        host = _host_list(tensors)
         gopts, average = self._reduce_opts(opts, c10d.ReduceOptions, host)
         self._gloo.reduce(host, gopts).wait()
         if self.rank() == opts.rootRank:
@@ -188,7 +188,7 @@ class ProcessGroupHCCL(dist.ProcessGroup):
     # ---- data movement ----
     def broadcast(self, tensors, opts=c10d.BroadcastOptions()):
         self._agree("broadcast", tensors)
-        host = [h.clone() if h is t else h for h, t in zip(_host_list(tensors), tensors)]
+        host = _host_list(tensors)
         self._gloo.broadcast(host, opts).wait()
         _write_back(tensors, host)
         return _done(list(tensors))

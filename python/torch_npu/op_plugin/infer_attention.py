@@ -11,6 +11,7 @@ that see no key give zeros. Computed in float32; the quantized and paged-cache f
 NotImplementedError."""
 import torch
 
+from ..fusion_attention import _from_bnsd, _to_bnsd
 from ._registry import composite
 
 _BIG = 2147483647
@@ -23,28 +24,17 @@ def _unsupported(op, **args):
 
 
 def _heads(t, layout, heads, op):
-    """(B, N, S, D) from one of torch_npu's layouts."""
-    if layout in ("BNSD", "BNSD_BSND"):
-        return t
-    if layout == "BSND":
-        return t.transpose(1, 2)
-    if layout == "BSH":
-        b, s, h = t.shape
-        if heads <= 0 or h % heads:
-            raise RuntimeError(f"{op}: hidden size {h} is not a multiple of {heads} heads")
-        return t.reshape(b, s, heads, h // heads).transpose(1, 2)
+    """(B, N, S, D) from one of torch_npu's layouts (BNSD_BSND reads as BNSD)."""
     if layout == "TND":
         raise NotImplementedError(f"{op}: input_layout TND is not supported yet")
-    raise RuntimeError(f"{op}: input_layout must be BSH, BSND, BNSD or BNSD_BSND, got {layout!r}")
+    if layout not in ("BSH", "BSND", "BNSD", "BNSD_BSND"):
+        raise RuntimeError(f"{op}: input_layout must be BSH, BSND, BNSD or BNSD_BSND, got {layout!r}")
+    return _to_bnsd(t, "BNSD" if layout == "BNSD_BSND" else layout, heads, op)
 
 
 def _out_layout(o, layout):
-    if layout == "BNSD":
-        return o
-    if layout in ("BSND", "BNSD_BSND"):
-        return o.transpose(1, 2)
-    b, n, s, d = o.shape
-    return o.transpose(1, 2).reshape(b, s, n * d)
+    """The output in the layout's output form (BNSD_BSND writes BSND)."""
+    return _from_bnsd(o, "BSND" if layout == "BNSD_BSND" else layout)
 
 
 def _lengths(values, batch, full, op, what):

@@ -2,7 +2,7 @@
 import torch
 import torch.nn.functional as F
 
-from ._registry import composite
+from ._registry import composite, float_math
 
 
 def _rms(x, gamma, epsilon, op):
@@ -10,9 +10,9 @@ def _rms(x, gamma, epsilon, op):
         raise RuntimeError(f"{op}: gamma of shape {tuple(gamma.shape)} must match the last dims of the input "
                            f"{tuple(x.shape)}")
     dims = tuple(range(x.dim() - gamma.dim(), x.dim()))
-    xf = x.float()
+    xf = float_math(x)
     rstd = torch.rsqrt(xf.square().mean(dims, keepdim=True) + epsilon)
-    y = (xf * rstd * gamma.float()).to(x.dtype)
+    y = (xf * rstd * float_math(gamma)).to(x.dtype)
     return y, rstd
 
 
