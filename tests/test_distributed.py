@@ -2,21 +2,26 @@
 which run the scripts in tests/distributed/: every collective, DDP and FSDP2 training that
 must end with the parameters of a single process, and ranks that disagree or die. Each rank
 prints one f-string line per check (separate print arguments interleave across ranks)."""
+import datetime
 import os
 import subprocess
 import sys
 
 import pytest
+import torch_npu
+
+from torch_npu.distributed import _env
+from torch_npu.distributed._env import pick_interface
 
 HERE = os.path.dirname(__file__)
 
 
-def torchrun(script: str, *args: str, timeout: float = 300) -> str:
+def torchrun(script: str, *args: str, timeout: float = 300, **env: str) -> str:
     # --standalone: the launcher's store takes a port the OS assigns (a port probed here
     # could be taken by another run before torchrun binds it)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            os.path.join(HERE, "distributed", script), *args]
-    env = dict(os.environ, OMP_NUM_THREADS="1", TORCH_NPU_SIM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1", TORCH_NPU_SIM_THREADS="1", **env)
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
     return out.stdout
@@ -38,5 +43,97 @@ def test_training_matches_one_process(mode):
 
 @pytest.mark.timeout(400)
 def test_mismatched_and_dead_ranks_raise():
-    out = torchrun("failures.py")
+    # on the loopback interface named as torch_npu scripts name it
+    out = torchrun("failures.py", "dead", HCCL_SOCKET_IFNAME="=lo")
     assert "mismatch OK 0" in out and "mismatch OK 1" in out and "dead rank OK 0" in out
+
+
+@pytest.mark.timeout(400)
+def test_hanging_rank_raises_after_hccl_exec_timeout():
+    out = torchrun("failures.py", "hang", HCCL_EXEC_TIMEOUT="3", HCCL_IF_IP="127.0.0.1")
+    assert "hang OK 0" in out
+
+
+def test_hccl_socket_ifname_rules():
+    names = ["lo", "docker0", "eth0", "eth1", "enp3s0"]
+    assert pick_interface("eth", names) == "eth0"
+    assert pick_interface("enp,eth", names) == "eth0"  # the first interface listed, as HCCL
+    assert pick_interface("=eth1", names) == "eth1"
+    with pytest.raises(ValueError, match="no network interface"):
+        pick_interface("=eth", names)  # '=' names whole interfaces, not prefixes
+    assert pick_interface("^lo,docker", names) == "eth0"
+    assert pick_interface("^=lo", names) == "docker0"
+    with pytest.raises(ValueError, match="HCCL_SOCKET_IFNAME='ib': no network interface .* has lo, docker0"):
+        pick_interface("ib", names)
+    with pytest.raises(ValueError, match="names no interface"):
+        pick_interface("^=", names)
+
+
+def test_hccl_timeouts(monkeypatch):
+    group = datetime.timedelta(minutes=30)
+    monkeypatch.delenv("HCCL_EXEC_TIMEOUT", raising=False)
+    monkeypatch.delenv("HCCL_CONNECT_TIMEOUT", raising=False)
+    assert _env.exec_timeout(group) == group and _env.connect_timeout(group) == group
+    monkeypatch.setenv("HCCL_EXEC_TIMEOUT", "68")
+    monkeypatch.setenv("HCCL_CONNECT_TIMEOUT", "7200")
+    assert _env.exec_timeout(group) == datetime.timedelta(seconds=68)
+    assert _env.exec_timeout(datetime.timedelta(seconds=5)) == datetime.timedelta(seconds=5)
+    assert _env.connect_timeout(group) == datetime.timedelta(seconds=7200)
+    monkeypatch.setenv("HCCL_EXEC_TIMEOUT", "soon")
+    with pytest.raises(ValueError, match="HCCL_EXEC_TIMEOUT='soon': expected a positive whole number"):
+        _env.exec_timeout(group)
+
+
+def test_host_view_aliases_device_memory():
+    import torch
+    t = torch.arange(6.0, device="npu").reshape(2, 3)
+    view = torch.ops.npu._host_view(t.t())
+    assert view.device.type == "cpu" and view.stride() == (1, 3)
+    view[0, 1] = 42.0
+    assert t[1, 0].item() == 42.0
+    with pytest.raises(RuntimeError, match="npu::_host_view: expected an npu tensor"):
+        torch.ops.npu._host_view(torch.ones(2))
+    torch.npu.config.allow_internal_format = True
+    try:
+        private = torch_npu.npu_format_cast(torch.ones(1, 3, 2, 2, device="npu"), 3)
+        with pytest.raises(RuntimeError, match="private format"):
+            torch.ops.npu._host_view(private)
+    finally:
+        torch.npu.config.allow_internal_format = False
+
+
+def test_worker_runs_jobs_in_order_and_orders_the_waiting_stream():
+    import threading
+
+    import torch
+    from torch_npu.distributed._work import Worker
+    worker = Worker("test")
+    gate = threading.Event()
+    ran = []
+    x = torch.ones(1 << 16, device="npu") * 2  # queued when the job is submitted
+
+    def first(st):
+        gate.wait()
+        ran.append("first")
+        x.mul_(3)  # device work on the worker's stream: wait() must order the caller after it
+        return [x]
+
+    work = worker.submit("first", [x], first)
+    second = worker.submit("second", [], lambda st: ran.append("second") or [])
+    assert not work.is_completed()
+    with pytest.raises(RuntimeError, match="did not complete within"):
+        work.wait(datetime.timedelta(milliseconds=50))
+    gate.set()
+    work.wait()
+    assert (x + 1).cpu().unique().tolist() == [7.0]
+    second.wait()
+    assert ran == ["first", "second"] and work.is_success() and work.exception() is None
+
+    def fails(st):
+        raise ValueError("boom")
+
+    failed = worker.submit("all_reduce", [x], fails)
+    with pytest.raises(RuntimeError, match="hccl all_reduce: boom"):
+        failed.wait()
+    assert not failed.is_success()
+    assert worker.submit("after", [x], lambda st: [x]).wait()  # the worker goes on

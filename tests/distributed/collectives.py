@@ -1,9 +1,12 @@
 """Run by tests/test_distributed.py under torchrun (2 ranks): every collective of the hccl backend
-on npu tensors, checked against its definition."""
+on npu tensors, checked against its definition; asynchronous completion; dtypes Gloo cannot
+reduce moved as bytes; 0-dim, empty, strided and private-format tensors."""
+import time
+
 import torch
 import torch.distributed as dist
 
-import torch_npu  # noqa: F401
+import torch_npu
 
 dist.init_process_group("hccl")
 r, w = dist.get_rank(), dist.get_world_size()
@@ -51,6 +54,38 @@ assert other.cpu().tolist() == [float(1 - r)] * 2
 work = dist.all_reduce(done := torch.ones(2, device=dev), async_op=True)
 work.wait()
 assert done.cpu().tolist() == [2.0, 2.0]
+# asynchronous: the call returns while rank 1 is not there yet; wait() then orders this stream
+# after the collective, which read a value still being computed when it was called
+if r == 1:
+    time.sleep(1)
+src = torch.ones(1 << 16, device=dev) * (r + 1)
+work = dist.all_reduce(src, async_op=True)
+assert r == 1 or not work.is_completed()
+work.wait()
+assert work.is_completed() and work.is_success()
+assert (src + 1).cpu().unique().tolist() == [4.0]
+# any dtype moves (as bytes); 0-dim and empty tensors reduce
+for dtype in (torch.int16, torch.complex64):
+    moved = torch.full((3,), 2 + r, device=dev).to(dtype)
+    dist.broadcast(moved, src=1)
+    assert torch.equal(moved.cpu(), torch.full((3,), 3).to(dtype)), (dtype, moved)
+outs16 = [torch.empty(2, dtype=torch.int16, device=dev) for _ in range(w)]
+dist.all_gather(outs16, torch.full((2,), r, dtype=torch.int16, device=dev))
+assert [o.cpu().tolist() for o in outs16] == [[0, 0], [1, 1]]
+scalar = torch.tensor(r + 1.0, device=dev); dist.all_reduce(scalar); assert scalar.item() == 3.0
+empty = torch.empty(0, 3, device=dev); dist.all_reduce(empty); assert empty.shape == (0, 3)
+# strided outputs and private formats go through dense copies, written back
+grid = torch.zeros(2, 4, device=dev)
+dist.all_gather([grid[:, 0], grid[:, 2]], torch.full((2,), float(r + 1), device=dev))
+assert grid.cpu().tolist() == [[1, 0, 2, 0]] * 2, grid
+host_grid = torch.full((3, 2), float(r))  # CPU tensors too, strided ones through copies
+dist.broadcast(host_grid[:, 0], src=1)
+assert host_grid.tolist() == [[1.0, float(r)]] * 3, host_grid
+torch.npu.config.allow_internal_format = True
+nc1hwc0 = torch_npu.npu_format_cast(torch.full((1, 3, 2, 2), float(r + 1), device=dev), 3)
+dist.all_reduce(nc1hwc0)
+assert torch_npu.get_npu_format(nc1hwc0) == 3 and nc1hwc0.cpu().unique().tolist() == [3.0]
+torch.npu.config.allow_internal_format = False
 obj = [None]
 dist.broadcast_object_list(obj if r else [{"from": 0}], src=0)
 assert r == 0 or obj[0] == {"from": 0}

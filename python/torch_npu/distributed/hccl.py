@@ -2,78 +2,48 @@
 (transport, TCPStore / env:// rendezvous), so it runs across machines with ``torchrun``
 exactly as Gloo does on CPU clusters.
 
-Each collective stages its npu tensors through host memory: the inputs are read after the work
-queued on the current stream (``Tensor.cpu()`` orders the read), Gloo runs on the host copies,
-and the results are written back on the current stream. The collective has completed when the
-call returns, so ``wait()`` on its work object has nothing left to order. Reduce ops Gloo lacks
-are composed: AVG is SUM / world size, PREMUL_SUM scales the inputs first. Ranks that pass
-tensors of different sizes get an error on every rank (Gloo itself would abort the process);
-a rank that dies makes the others raise (Gloo's connection errors, or the group's timeout)."""
-import threading
-
+Collectives are asynchronous, as NCCL's (see _work.py): a call queues the collective after the
+work on the current stream and returns; ``wait()`` orders the current stream after it. Gloo works
+on the npu tensors' memory in place where it can (_staging.py). Reduce ops Gloo lacks are
+composed: AVG is SUM / world size, PREMUL_SUM scales the inputs first. Bad use fails on every rank
+with an error naming the collective: ranks that pass tensors of different sizes or dtypes (Gloo
+itself would abort the process), dtypes the backend cannot reduce, a rank that dies or stops
+taking part (the others raise within the group's timeout or HCCL_EXEC_TIMEOUT; see _env.py)."""
 import torch
 import torch.distributed as dist
 import torch._C._distributed_c10d as c10d
-from torch._C._distributed_c10d import _create_work_from_future
-from torch.futures import Future
+
+from . import _env
+from ._staging import as_bytes, rows_as_bytes
+from ._work import Pending, Worker
 
 __all__ = ["ProcessGroupHCCL", "is_hccl_available"]
 
 RedOpType = dist.ReduceOp.RedOpType
+
+# The dtypes Gloo reduces (it moves any dtype, as bytes).
+_REDUCIBLE = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.uint8,
+              torch.int32, torch.int64, torch.bool]
+_BITWISE = (RedOpType.BAND, RedOpType.BOR, RedOpType.BXOR)
 
 
 def is_hccl_available() -> bool:
     return True
 
 
-def _host(t):
-    """A host copy of an npu tensor (after its queued writes); CPU tensors as they are (Gloo
-    works on them in place, and _write_back skips them)."""
-    return t.cpu() if t.device.type == "npu" else t
-
-
-def _host_list(ts):
-    return [_host(t) for t in ts]
-
-
-def _write_back(dst, src):
-    for d, s in zip(dst, src):
-        if d is not s:
-            d.copy_(s)
-
-
-def _in_background(gloo_work, finish):
-    """A work object completed by a helper thread once Gloo's work is done and ``finish()``
-    (writing results back) has run: point-to-point transfers must not block the caller, or two
-    ranks sending to each other first would wait for each other."""
-    fut = Future()
-
-    def run():
-        try:
-            gloo_work.wait()
-            fut.set_result(finish())
-        except Exception as e:  # the waiter sees it
-            fut.set_exception(e)
-
-    threading.Thread(target=run, daemon=True, name="hccl-p2p").start()
-    return _create_work_from_future(fut)
-
-
-_DTYPES = [torch.float32, torch.float16, torch.bfloat16, torch.float64, torch.int8, torch.uint8, torch.int16,
-           torch.int32, torch.int64, torch.bool, torch.complex64, torch.complex128]
+# Every dtype, in an order all ranks share (to compare dtypes across ranks by index).
+_DTYPES = sorted({v for v in vars(torch).values() if isinstance(v, torch.dtype)}, key=str)
 
 
 def _describe(tensors):
-    """(elements, dtype code) of a rank's side of a collective."""
-    dtype = tensors[0].dtype if tensors else torch.float32
-    code = _DTYPES.index(dtype) if dtype in _DTYPES else len(_DTYPES)
-    return [sum(t.numel() for t in tensors), code]
+    """(elements, dtype index) of a rank's side of a collective."""
+    if not tensors:
+        return [0, -1]
+    return [sum(t.numel() for t in tensors), _DTYPES.index(tensors[0].dtype)]
 
 
-def _done(result):
-    fut = Future()
-    fut.set_result(result)
-    return _create_work_from_future(fut)
+def _flat(lists):
+    return [t for ts in lists for t in ts]
 
 
 class ProcessGroupHCCL(dist.ProcessGroup):
@@ -81,9 +51,10 @@ class ProcessGroupHCCL(dist.ProcessGroup):
 
     def __init__(self, store, rank, size, timeout):
         super().__init__(rank, size)
-        self._gloo = dist.ProcessGroupGloo(store, rank, size, timeout)
-        self._timeout = timeout
+        self._gloo = _env.gloo_group(store, rank, size, timeout)
+        self._timeout = _env.exec_timeout(timeout)
         self._name = ""
+        self._worker = Worker(f"rank{rank}")
 
     def getBackendName(self):
         return "hccl"
@@ -97,177 +68,281 @@ class ProcessGroupHCCL(dist.ProcessGroup):
     def group_name(self):
         return self._name
 
+    def _get_backend(self, device):
+        # batch_isend_irecv asks the device's backend whether it coalesces: Gloo does not.
+        return self._gloo
+
+    # ---- helpers (run on the worker) ----
+    def _opts(self, cls, opts=None):
+        """Gloo's options: the caller's root, and the backend's timeout."""
+        new = cls()
+        for name in ("rootRank", "rootTensor"):
+            if opts is not None and hasattr(opts, name):
+                setattr(new, name, getattr(opts, name))
+        new.timeout = self._timeout
+        return new
+
     def _agree(self, op, tensors):
         """Gloo aborts the process when ranks disagree on a collective's sizes: compare them first
         (a small all_gather), and raise on every rank, naming each rank's side."""
         mine = torch.tensor(_describe(tensors), dtype=torch.int64)
         every = [torch.empty(2, dtype=torch.int64) for _ in range(self.size())]
-        self._gloo.allgather([every], [mine]).wait()
+        self._gloo.allgather([every], [mine], self._opts(c10d.AllgatherOptions)).wait()
         if any(not torch.equal(e, every[0]) for e in every):
-            sides = ", ".join(f"rank {i}: {int(e[0])} elements of "
-                              f"{_DTYPES[int(e[1])] if int(e[1]) < len(_DTYPES) else 'another dtype'}"
-                              for i, e in enumerate(every))
+            sides = ", ".join(f"rank {i}: {int(n)} elements"
+                              + (f" of {_DTYPES[int(d)]}" if d >= 0 else "") for i, (n, d) in enumerate(every))
             raise RuntimeError(f"hccl {op}: the ranks passed tensors that do not match ({sides})")
 
-    # ---- reductions ----
+    def _check_reduce(self, op, opts, tensors):
+        """Raises for a reduction the backend cannot do (after _agree, so on every rank alike)."""
+        red = opts.reduceOp
+        kind = red.op if hasattr(red, "op") else red
+        for t in tensors:
+            if t.dtype not in _REDUCIBLE:
+                raise TypeError(f"hccl {op}: cannot reduce {t.dtype} tensors (it reduces "
+                                f"{', '.join(str(d).replace('torch.', '') for d in _REDUCIBLE)})")
+            if kind in _BITWISE and (t.is_floating_point() or t.is_complex()):
+                raise TypeError(f"hccl {op}: {kind.name} is not defined for {t.dtype} tensors")
+
     def _reduce_opts(self, opts, cls, host):
-        """Gloo's options for opts.reduceOp; scales the host tensors for PREMUL_SUM. Returns
-        (options, whether to divide the result by the world size)."""
-        op = opts.reduceOp
-        kind = op.op if hasattr(op, "op") else op
-        new = cls()
-        for name in ("rootRank", "rootTensor", "timeout"):
-            if hasattr(opts, name):
-                setattr(new, name, getattr(opts, name))
-        average = False
+        """Gloo's options for opts.reduceOp, scaling the host tensors for PREMUL_SUM; and whether
+        to divide the result by the world size (AVG)."""
+        red = opts.reduceOp
+        kind = red.op if hasattr(red, "op") else red
+        new = self._opts(cls, opts)
+        new.reduceOp = red
         if kind == RedOpType.AVG:
-            new.reduceOp, average = dist.ReduceOp.SUM, True
-        elif kind == RedOpType.PREMUL_SUM:
-            factor = op.factor
-            for t in host:
-                t.mul_(factor.to(t.device) if isinstance(factor, torch.Tensor) else factor)
             new.reduceOp = dist.ReduceOp.SUM
-        elif kind in (RedOpType.BAND, RedOpType.BOR, RedOpType.BXOR) and any(t.is_floating_point() for t in host):
-            raise RuntimeError(f"hccl: {kind} is not defined for floating point tensors")
-        else:
-            new.reduceOp = op
-        return new, average
-
-    def _finish_reduce(self, host, average):
-        if average:
+        elif kind == RedOpType.PREMUL_SUM:
+            factor = red.factor
+            factor = factor.cpu() if isinstance(factor, torch.Tensor) else factor
             for t in host:
-                if t.is_floating_point() or t.is_complex():
-                    t.div_(self.size())
-                else:
-                    t.floor_divide_(self.size())
+                t.mul_(factor)
+            new.reduceOp = dist.ReduceOp.SUM
+        return new, kind == RedOpType.AVG
 
+    def _average(self, host):
+        for t in host:
+            if t.is_floating_point() or t.is_complex():
+                t.div_(self.size())
+            else:
+                t.floor_divide_(self.size())
+
+    def _submit(self, op, tensors, run):
+        return self._worker.submit(op, tensors, run)
+
+    # ---- reductions ----
     def allreduce(self, tensors, opts=c10d.AllreduceOptions()):
-        self._agree("all_reduce", tensors)
-        host = _host_list(tensors)
-        gopts, average = self._reduce_opts(opts, c10d.AllreduceOptions, host)
-        self._gloo.allreduce(host, gopts).wait()
-        self._finish_reduce(host, average)
-        _write_back(tensors, host)
-        return _done(list(tensors))
+
+        def run(st):
+            self._agree("all_reduce", tensors)
+            self._check_reduce("all_reduce", opts, tensors)
+            host = st.hosts(tensors)
+            st.ready()
+            gopts, average = self._reduce_opts(opts, c10d.AllreduceOptions, host)
+            self._gloo.allreduce(host, gopts).wait()
+            if average:
+                self._average(host)
+            return list(tensors)
+
+        return self._submit("all_reduce", tensors, run)
 
     def allreduce_coalesced(self, tensors, opts=c10d.AllreduceCoalescedOptions()):
-        for t in tensors:
-            plain = c10d.AllreduceOptions()
-            plain.reduceOp = opts.reduceOp
-            self.allreduce([t], plain)
-        return _done(list(tensors))
+
+        def run(st):
+            self._agree("all_reduce_coalesced", tensors)
+            self._check_reduce("all_reduce_coalesced", opts, tensors)
+            host = st.hosts(tensors)
+            st.ready()
+            for t in host:
+                gopts, average = self._reduce_opts(opts, c10d.AllreduceOptions, [t])
+                self._gloo.allreduce([t], gopts).wait()
+                if average:
+                    self._average([t])
+            return list(tensors)
+
+        return self._submit("all_reduce_coalesced", tensors, run)
 
     def reduce(self, tensors, opts=c10d.ReduceOptions()):
-        self._agree("reduce", tensors)
-        host = _host_list(tensors)
-        gopts, average = self._reduce_opts(opts, c10d.ReduceOptions, host)
-        self._gloo.reduce(host, gopts).wait()
-        if self.rank() == opts.rootRank:
-            self._finish_reduce(host, average)
-            _write_back(tensors, host)
-        return _done(list(tensors))
+        root = self.rank() == opts.rootRank
+
+        def run(st):
+            self._agree("reduce", tensors)
+            self._check_reduce("reduce", opts, tensors)
+            host = st.hosts(tensors, write=root)
+            st.ready()
+            if not root:  # Gloo uses the non-roots' tensors as scratch space: reduce copies there
+                host = [h.clone() for h in host]
+            gopts, average = self._reduce_opts(opts, c10d.ReduceOptions, host)
+            self._gloo.reduce(host, gopts).wait()
+            if average and root:
+                self._average(host)
+            return list(tensors)
+
+        return self._submit("reduce", tensors, run)
+
+    def _reduce_scatter_one(self, st, out, chunks, opts):
+        host_out = st.host(out, read=False)
+        host_in = st.hosts(chunks, write=False)
+        st.ready()
+        host_in = [h.clone() for h in host_in]  # Gloo reduces in place
+        gopts, average = self._reduce_opts(opts, c10d.ReduceScatterOptions, host_in)
+        self._gloo.reduce_scatter([host_out], [host_in], gopts).wait()
+        if average:
+            self._average([host_out])
 
     def reduce_scatter(self, outputs, inputs, opts=c10d.ReduceScatterOptions()):
-        # Gloo's reduce_scatter is the allreduce of each chunk, keeping this rank's
-        for out, chunks in zip(outputs, inputs):
-            stacked = torch.stack([c.to(out.device) for c in chunks])
-            plain = c10d.AllreduceOptions()
-            plain.reduceOp = opts.reduceOp
-            self.allreduce([stacked], plain)
-            out.copy_(stacked[self.rank()])
-        return _done(list(outputs))
+
+        def run(st):
+            self._agree("reduce_scatter", _flat(inputs))
+            self._check_reduce("reduce_scatter", opts, _flat(inputs))
+            for out, chunks in zip(outputs, inputs):
+                self._reduce_scatter_one(st, out, chunks, opts)
+            return list(outputs)
+
+        return self._submit("reduce_scatter", list(outputs) + _flat(inputs), run)
 
     def reduce_scatter_single(self, output, input, opts=c10d.ReduceScatterOptions()):
-        return self.reduce_scatter([output], [list(input.chunk(self.size()))], opts)
+        return self.reduce_scatter_tensor_coalesced([output], [input], opts)
 
     def reduce_scatter_tensor_coalesced(self, outputs, inputs, opts=c10d.ReduceScatterOptions()):
-        for out, inp in zip(outputs, inputs):
-            self.reduce_scatter_single(out, inp, opts)
-        return _done(list(outputs))
 
-    # ---- data movement ----
+        def run(st):
+            self._agree("reduce_scatter_tensor", inputs)
+            self._check_reduce("reduce_scatter_tensor", opts, inputs)
+            for out, inp in zip(outputs, inputs):
+                self._reduce_scatter_one(st, out, list(inp.chunk(self.size())), opts)
+            return list(outputs)
+
+        return self._submit("reduce_scatter_tensor", list(outputs) + list(inputs), run)
+
+    # ---- data movement (as bytes: any dtype moves) ----
     def broadcast(self, tensors, opts=c10d.BroadcastOptions()):
-        self._agree("broadcast", tensors)
-        host = _host_list(tensors)
-        self._gloo.broadcast(host, opts).wait()
-        _write_back(tensors, host)
-        return _done(list(tensors))
+        def run(st):
+            self._agree("broadcast", tensors)
+            host = st.hosts(tensors)
+            st.ready()
+            self._gloo.broadcast([as_bytes(h) for h in host], self._opts(c10d.BroadcastOptions, opts)).wait()
+            return list(tensors)
+
+        return self._submit("broadcast", tensors, run)
 
     def allgather(self, outputs, inputs, opts=c10d.AllgatherOptions()):
-        self._agree("all_gather", inputs)
-        host_out = [[torch.empty_like(t, device="cpu") for t in out] for out in outputs]
-        self._gloo.allgather(host_out, _host_list(inputs), opts).wait()
-        for dst, src in zip(outputs, host_out):
-            _write_back(dst, src)
-        return _done(outputs)
+        def run(st):
+            self._agree("all_gather", inputs)
+            host_in = st.hosts(inputs, write=False)
+            host_out = [st.hosts(out, read=False) for out in outputs]
+            st.ready()
+            self._gloo.allgather([[as_bytes(h) for h in out] for out in host_out], [as_bytes(h) for h in host_in],
+                                 self._opts(c10d.AllgatherOptions)).wait()
+            return outputs
+
+        return self._submit("all_gather", _flat(outputs) + list(inputs), run)
 
     def all_gather_single(self, output, input, opts=c10d.AllgatherOptions()):
-        chunks = list(output.chunk(self.size()))
-        self.allgather([chunks], [input], opts)
-        return _done([output])
+        return self.allgather_into_tensor_coalesced([output], [input], opts)
 
     def allgather_coalesced(self, outputs, inputs, opts=c10d.AllgatherOptions()):
-        for out, inp in zip(outputs, inputs):
-            self.allgather([out], [inp], opts)
-        return _done(outputs)
+        def run(st):
+            self._agree("all_gather_coalesced", inputs)
+            for out, inp in zip(outputs, inputs):
+                host_in = as_bytes(st.host(inp, write=False))
+                host_out = [as_bytes(h) for h in st.hosts(out, read=False)]
+                st.ready()
+                self._gloo.allgather([host_out], [host_in], self._opts(c10d.AllgatherOptions)).wait()
+            return outputs
+
+        return self._submit("all_gather_coalesced", _flat(outputs) + list(inputs), run)
 
     def allgather_into_tensor_coalesced(self, outputs, inputs, opts=c10d.AllgatherOptions()):
-        for out, inp in zip(outputs, inputs):
-            self.all_gather_single(out, inp, opts)
-        return _done(list(outputs))
+        def run(st):
+            self._agree("all_gather_into_tensor", inputs)
+            for out, inp in zip(outputs, inputs):
+                host_in = as_bytes(st.host(inp, write=False))
+                host_out = as_bytes(st.host(out, read=False))
+                st.ready()
+                self._gloo._allgather_base(host_out, host_in, self._opts(c10d.AllgatherOptions)).wait()
+            return list(outputs)
+
+        return self._submit("all_gather_into_tensor", list(outputs) + list(inputs), run)
 
     def gather(self, outputs, inputs, opts=c10d.GatherOptions()):
-        self._agree("gather", inputs)
         root = self.rank() == opts.rootRank
-        host_out = [[torch.empty_like(t, device="cpu") for t in out] for out in outputs] if root else []
-        self._gloo.gather(host_out, _host_list(inputs), opts).wait()
-        if root:
-            for dst, src in zip(outputs, host_out):
-                _write_back(dst, src)
-        return _done(outputs)
+
+        def run(st):
+            self._agree("gather", inputs)
+            host_in = [as_bytes(h) for h in st.hosts(inputs, write=False)]
+            host_out = [[as_bytes(h) for h in st.hosts(out, read=False)] for out in outputs] if root else []
+            st.ready()
+            self._gloo.gather(host_out, host_in, self._opts(c10d.GatherOptions, opts)).wait()
+            return outputs
+
+        return self._submit("gather", _flat(outputs) + list(inputs), run)
 
     def scatter(self, outputs, inputs, opts=c10d.ScatterOptions()):
-        self._agree("scatter", outputs)
-        host_out = [torch.empty_like(t, device="cpu") for t in outputs]
-        host_in = [_host_list(chunks) for chunks in inputs] if self.rank() == opts.rootRank else []
-        self._gloo.scatter(host_out, host_in, opts).wait()
-        _write_back(outputs, host_out)
-        return _done(list(outputs))
+        root = self.rank() == opts.rootRank
+
+        def run(st):
+            self._agree("scatter", outputs)
+            host_out = [as_bytes(h) for h in st.hosts(outputs, read=False)]
+            host_in = [[as_bytes(h) for h in st.hosts(chunks, write=False)] for chunks in inputs] if root else []
+            st.ready()
+            self._gloo.scatter(host_out, host_in, self._opts(c10d.ScatterOptions, opts)).wait()
+            return list(outputs)
+
+        return self._submit("scatter", list(outputs) + _flat(inputs), run)
 
     def alltoall(self, outputs, inputs, opts=c10d.AllToAllOptions()):
-        self._agree("all_to_all", inputs)
-        host_out = [torch.empty_like(t, device="cpu") for t in outputs]
-        self._gloo.alltoall(host_out, _host_list(inputs), opts).wait()
-        _write_back(outputs, host_out)
-        return _done(list(outputs))
+        def run(st):
+            self._agree("all_to_all", inputs)
+            host_out = [as_bytes(h) for h in st.hosts(outputs, read=False)]
+            host_in = [as_bytes(h) for h in st.hosts(inputs, write=False)]
+            st.ready()
+            self._gloo.alltoall(host_out, host_in, self._opts(c10d.AllToAllOptions)).wait()
+            return list(outputs)
+
+        return self._submit("all_to_all", list(outputs) + list(inputs), run)
 
     def all_to_all_single(self, output, input, output_split_sizes, input_split_sizes, opts=c10d.AllToAllOptions()):
-        host_out = torch.empty_like(output, device="cpu")
-        self._gloo.alltoall_base(host_out, _host(input), list(output_split_sizes or []),
-                                 list(input_split_sizes or []), opts).wait()
-        output.copy_(host_out)
-        return _done([output])
+        def run(st):
+            host_out = rows_as_bytes(st.host(output, read=False))
+            host_in = rows_as_bytes(st.host(input, write=False))
+            st.ready()
+            self._gloo.alltoall_base(host_out, host_in, list(output_split_sizes or []),
+                                     list(input_split_sizes or []), self._opts(c10d.AllToAllOptions)).wait()
+            return [output]
 
+        return self._submit("all_to_all_single", [output, input], run)
+
+    # ---- point to point (Gloo's work finishes on another thread; see Pending) ----
     def send(self, tensors, dst, tag):
-        host = _host_list(tensors)
-        return _in_background(self._gloo.send(host, dst, tag), lambda: list(tensors))
+        def run(st):
+            host = [as_bytes(h) for h in st.hosts(tensors, write=False)]
+            st.ready()
+            return Pending(self._gloo.send(host, dst, tag), self._timeout, lambda: list(tensors))
+
+        return self._submit("send", tensors, run)
 
     def recv(self, tensors, src, tag):
-        host = [torch.empty_like(t, device="cpu") for t in tensors]
-        return _in_background(self._gloo.recv(host, src, tag), lambda: (_write_back(tensors, host), list(tensors))[1])
+        def run(st):
+            host = [as_bytes(h) for h in st.hosts(tensors, read=False)]
+            return Pending(self._gloo.recv(host, src, tag), self._timeout, lambda: list(tensors))
+
+        return self._submit("recv", tensors, run)
 
     def recv_anysource(self, tensors, tag):
-        host = [torch.empty_like(t, device="cpu") for t in tensors]
-        return _in_background(self._gloo.recv_anysource(host, tag),
-                              lambda: (_write_back(tensors, host), list(tensors))[1])
+        def run(st):
+            host = [as_bytes(h) for h in st.hosts(tensors, read=False)]
+            return Pending(self._gloo.recv_anysource(host, tag), self._timeout, lambda: list(tensors))
 
-    def _get_backend(self, device):
-        # batch_isend_irecv asks the device's backend whether it coalesces: Gloo does not.
-        return self._gloo
+        return self._submit("recv", tensors, run)
 
     def barrier(self, opts=c10d.BarrierOptions()):
-        self._gloo.barrier().wait()
-        return _done([])
+        def run(st):
+            self._gloo.barrier(self._opts(c10d.BarrierOptions)).wait()
+            return []
+
+        return self._submit("barrier", [], run)
 
 
 def _create(store, rank, size, timeout):
