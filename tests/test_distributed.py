@@ -4,6 +4,7 @@ must end with the parameters of a single process, and ranks that disagree or die
 prints one f-string line per check (separate print arguments interleave across ranks)."""
 import datetime
 import os
+import socket
 import subprocess
 import sys
 
@@ -31,6 +32,32 @@ def torchrun(script: str, *args: str, timeout: float = 300, **env: str) -> str:
 def test_collectives():
     out = torchrun("collectives.py")
     assert "collectives OK 0" in out and "collectives OK 1" in out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.timeout(400)
+def test_two_launchers_as_on_two_machines():
+    """torchrun as on two machines (--nnodes=2, --node_rank, --master_addr/port), each launcher
+    starting one rank; here both machines are this one, on loopback."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", TORCH_NPU_SIM_THREADS="1", HCCL_IF_IP="127.0.0.1")
+    for attempt in range(3):  # the probed port may be taken before the launcher binds it
+        port = free_port()
+        launchers = [subprocess.Popen(
+            [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", f"--node_rank={node}",
+             "--nproc_per_node=1", "--master_addr=127.0.0.1", f"--master_port={port}",
+             os.path.join(HERE, "distributed", "collectives.py")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for node in range(2)]
+        outs = [launcher.communicate(timeout=300) for launcher in launchers]
+        if all(launcher.returncode == 0 for launcher in launchers):
+            break
+        assert attempt < 2 and any("address already in use" in err.lower() for _, err in outs), \
+            "\n".join(out[-2000:] + err[-4000:] for out, err in outs)
+    assert "collectives OK 0" in outs[0][0] and "collectives OK 1" in outs[1][0]
 
 
 @pytest.mark.timeout(400)
