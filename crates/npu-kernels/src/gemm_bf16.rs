@@ -37,12 +37,13 @@ pub(crate) fn available() -> bool {
 }
 
 /// Packs `count` lines (rows of A, columns of B) over depths `0..k` into panels of `width`
-/// lines at `out`: word `q * width + l` of panel `p` holds the bf16 pair at depths `2q` (low
-/// half) and `2q + 1` (high half) of line `p * width + l`, zero past the end of either.
-/// Element (line, depth) is at `x + line * ls + depth * ds`. Writes every word of the
-/// `count.div_ceil(width)` panels.
-unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, width: usize, k: usize, out: *mut u32) {
-    let kp = k.div_ceil(2);
+/// lines and `kp` pairs of depths (at least `k.div_ceil(2)`) at `out`: word `q * width + l` of
+/// panel `p` holds the bf16 pair at depths `2q` (low half) and `2q + 1` (high half) of line
+/// `p * width + l`, zero past the end of either. Element (line, depth) is at
+/// `x + line * ls + depth * ds`. Writes every word of the `count.div_ceil(width)` panels.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, width: usize, k: usize, kp: usize, out: *mut u32) {
+    let pairs = k.div_ceil(2);
     // Pairs whose second depth exists; an odd `k` leaves one half pair at the end.
     let whole = k / 2;
     let po = P(out);
@@ -86,7 +87,7 @@ unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, width: usize, 
                     }
                 }
             }
-            for q in 0..kp {
+            for q in 0..pairs {
                 if q == whole {
                     for l in 0..lines {
                         *panel.add(q * width + l) = el(p * width + l, 2 * q);
@@ -96,6 +97,7 @@ unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, width: usize, 
                     *panel.add(q * width + l) = 0;
                 }
             }
+            std::ptr::write_bytes(panel.add(pairs * width), 0, (kp - pairs) * width);
         }
     });
 }
@@ -134,8 +136,18 @@ unsafe fn tile(kp: usize, a: *const u32, b: *const u32, out: Out, i0: usize, j0:
         _mm512_storeu_ps(t.as_mut_ptr().add(r * NR), _mm512_mul_ps(al, acc[0]));
         _mm512_storeu_ps(t.as_mut_ptr().add(r * NR + 16), _mm512_mul_ps(al, acc[1]));
     }
+    write_tile(&mut t, NR, out, i0, j0, rows, cols);
+}
+
+/// Writes the `rows` x `cols` corner of the products `t` (row stride `stride`, already scaled
+/// by alpha) to `out` at (`i0`, `j0`).
+///
+/// # Safety
+/// `out` holds that corner, which nothing else accesses meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn write_tile(t: &mut [f32], stride: usize, out: Out, i0: usize, j0: usize, rows: usize, cols: usize) {
     for r in 0..rows {
-        let row = &mut t[r * NR..r * NR + cols];
+        let row = &mut t[r * stride..r * stride + cols];
         match out {
             Out::F32 { ptr, ldc } => {
                 let c = std::slice::from_raw_parts_mut(ptr.add((i0 + r) * ldc + j0), cols);
@@ -178,8 +190,8 @@ pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out
         // `pack` writes every word it later reads, padding included
         let mut buf = Scratch::take::<u32>(alen + blen);
         let (ap, bp) = (P(buf.ptr::<u32>()), P(buf.ptr::<u32>().add(alen)));
-        pack(a.ptr, a.rs, a.cs, m, MR, k, ap.get());
-        pack(b.ptr, b.cs, b.rs, n, NR, k, bp.get());
+        pack(a.ptr, a.rs, a.cs, m, MR, k, kp, ap.get());
+        pack(b.ptr, b.cs, b.rs, n, NR, k, kp, bp.get());
         let (mtasks, ntasks) = (m.div_ceil(MC), n.div_ceil(NC));
         par_ranges(mtasks * ntasks, 1, |tasks| {
             for task in tasks {

@@ -27,6 +27,7 @@ mod embedding_bag;
 mod fill;
 mod format;
 mod gather;
+mod gemm_amx;
 mod gemm_bf16;
 mod gemm_split;
 mod loss;

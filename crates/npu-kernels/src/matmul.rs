@@ -1,8 +1,8 @@
 //! Matrix products: `dst = beta * dst + alpha * a @ b`, batched, on strided views.
 //!
 //! f32 and f64 go straight to the `gemm` crate with the views' own strides (transposed and
-//! broadcast operands need no copy). bf16 uses the AVX512-BF16 kernel of `gemm_bf16` where
-//! the CPU has it. Otherwise f16 and bf16 are staged in f32; either way they accumulate in
+//! broadcast operands need no copy). bf16 uses AMX tiles (`gemm_amx`) or the AVX512-BF16
+//! kernel of `gemm_bf16` where the CPU has them. Otherwise f16 and bf16 are staged in f32; either way they accumulate in
 //! f32 and round once, as PyTorch's CPU kernels do. Integer types use an exact i64 loop with
 //! wrapping arithmetic, which equals PyTorch's result modulo the width of the type.
 
@@ -228,15 +228,21 @@ unsafe fn run_float<T: Element>(
     }
 }
 
-/// bf16 products with bf16 multiplies and f32 accumulation (`gemm_bf16`), rounded once:
+/// bf16 products with bf16 multiplies and f32 accumulation (`gemm_amx` where the CPU has AMX
+/// and the shape suits it, else `gemm_bf16`), rounded once:
 /// straight into `dst`, or, when the products of a batch are summed (addbmm), into an f32
 /// copy of it written back at the end.
 ///
 /// # Safety
 /// The views were validated; `gemm_bf16::available()`.
 unsafe fn run_bf16(dst: &View, a: &View, b: &View, alpha: Scalar, beta: Scalar, beta_zero: bool) -> Result<(), KernelError> {
-    use crate::gemm_bf16::{gemm, Mat, Out};
+    use crate::gemm_bf16::{Mat, Out};
     let s = Shape::of(dst, a, b)?;
+    let gemm = if crate::gemm_amx::suits(s.m, s.n, s.k) && crate::gemm_amx::available() {
+        crate::gemm_amx::gemm
+    } else {
+        crate::gemm_bf16::gemm
+    };
     let (alpha, beta): (f32, f32) = (alpha.to_element(), beta.to_element());
     let [(drs, dcs), (ars, acs), (brs, bcs)] = s.rc;
     let (pa, pb) = (P(a.ptr as *mut u16), P(b.ptr as *mut u16));
