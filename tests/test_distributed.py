@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import pytest
 import torch_npu
@@ -40,6 +41,20 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def finish_together(procs, timeout=300):
+    """Each process's (stdout, stderr); once one fails, the others are killed (they would wait
+    for it until their rendezvous timed out)."""
+    deadline = time.time() + timeout
+    while any(p.poll() is None for p in procs) and time.time() < deadline:
+        if any(p.poll() not in (None, 0) for p in procs):
+            break
+        time.sleep(0.2)
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+    return [p.communicate() for p in procs]
+
+
 @pytest.mark.timeout(400)
 def test_two_launchers_as_on_two_machines():
     """torchrun as on two machines (--nnodes=2, --node_rank, --master_addr/port), each launcher
@@ -52,7 +67,7 @@ def test_two_launchers_as_on_two_machines():
              "--nproc_per_node=1", "--master_addr=127.0.0.1", f"--master_port={port}",
              os.path.join(HERE, "distributed", "collectives.py")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for node in range(2)]
-        outs = [launcher.communicate(timeout=300) for launcher in launchers]
+        outs = finish_together(launchers)
         if all(launcher.returncode == 0 for launcher in launchers):
             break
         assert attempt < 2 and any("address already in use" in err.lower() for _, err in outs), \
@@ -135,19 +150,35 @@ def test_worker_runs_jobs_in_order_and_orders_the_waiting_stream():
     import torch
     from torch_npu.distributed._work import Worker
     worker = Worker("test")
+    slow = torch.randn(1024, 1024, device="npu")
+
+    def busy():  # tens of milliseconds of device work on the current stream
+        for _ in range(4):
+            torch.mm(slow, slow)
+
+    # the job reads x after the work queued before it: a host view would see zeros otherwise
+    x = torch.zeros(1 << 16, device="npu")
+    busy()
+    x.add_(2)
+    seen = []
+    read = worker.submit("read", [x], lambda st: seen.append(st.host(x).clone()) or [x])
+    read.wait()
+    assert seen[0].unique().tolist() == [2.0]
+
+    # the job's device work (on the worker's stream) is ordered before what follows wait()
     gate = threading.Event()
     ran = []
-    x = torch.ones(1 << 16, device="npu") * 2  # queued when the job is submitted
 
     def first(st):
         gate.wait()
         ran.append("first")
-        x.mul_(3)  # device work on the worker's stream: wait() must order the caller after it
+        busy()
+        x.mul_(3)
         return [x]
 
     work = worker.submit("first", [x], first)
     second = worker.submit("second", [], lambda st: ran.append("second") or [])
-    assert not work.is_completed()
+    assert not work.is_completed() and work.exception() is None
     with pytest.raises(RuntimeError, match="did not complete within"):
         work.wait(datetime.timedelta(milliseconds=50))
     gate.set()
@@ -163,4 +194,9 @@ def test_worker_runs_jobs_in_order_and_orders_the_waiting_stream():
     with pytest.raises(RuntimeError, match="hccl all_reduce: boom"):
         failed.wait()
     assert not failed.is_success()
-    assert worker.submit("after", [x], lambda st: [x]).wait()  # the worker goes on
+
+    # a callback of a completed collective may wait for another one of the same group
+    chained = worker.submit("outer", [x], lambda st: [x]).get_future().then(
+        lambda fut: worker.submit("inner", [x], lambda st: ["inner"]).get_future().wait())
+    assert chained.wait() == ["inner"]
+    worker.shutdown()

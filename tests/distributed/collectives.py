@@ -78,6 +78,14 @@ empty = torch.empty(0, 3, device=dev); dist.all_reduce(empty); assert empty.shap
 grid = torch.zeros(2, 4, device=dev)
 dist.all_gather([grid[:, 0], grid[:, 2]], torch.full((2,), float(r + 1), device=dev))
 assert grid.cpu().tolist() == [[1, 0, 2, 0]] * 2, grid
+stacked = torch.empty(3, device=dev)  # reduce_scatter_tensor's stacked form: [W, n] -> [n]
+dist.reduce_scatter_tensor(stacked, torch.arange(6.0, device=dev).reshape(w, 3) + r)
+assert stacked.cpu().tolist() == ([1.0, 3.0, 5.0] if r == 0 else [7.0, 9.0, 11.0]), stacked
+uneven_in = torch.arange(3.0, device=dev) + 10 * r  # rank 0 sends 1 row to 0 and 2 to 1; rank 1 2 and 1
+uneven_out = torch.empty(3, device=dev)
+dist.all_to_all_single(uneven_out, uneven_in, output_split_sizes=[1, 2] if r == 0 else [2, 1],
+                       input_split_sizes=[1, 2] if r == 0 else [2, 1])
+assert uneven_out.cpu().tolist() == ([0.0, 10.0, 11.0] if r == 0 else [1.0, 2.0, 12.0]), uneven_out
 host_grid = torch.full((3, 2), float(r))  # CPU tensors too, strided ones through copies
 dist.broadcast(host_grid[:, 0], src=1)
 assert host_grid.tolist() == [[1.0, float(r)]] * 3, host_grid

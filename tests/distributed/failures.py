@@ -36,6 +36,9 @@ if mode == "dead":
     raises(lambda: dist.all_gather_into_tensor(torch.empty(8, device="npu"),
                                                torch.ones(4, device="npu", dtype=torch.float32 if r else torch.int32)),
            RuntimeError, "do not match", "rank 0: 4 elements of torch.int32", "rank 1: 4 elements of torch.float32")
+    raises(lambda: dist.all_to_all_single(torch.empty(4, device="npu"), torch.ones(4, device="npu"),
+                                          input_split_sizes=[1, 3] if r == 0 else [2, 2]),
+           RuntimeError, "hccl all_to_all_single: rank 0 sends 1 elements to rank 0, which expects 2")
     raises(lambda: dist.all_reduce(torch.ones(4, device="npu", dtype=torch.int16)), TypeError,
            "hccl all_reduce: cannot reduce torch.int16")
     raises(lambda: dist.all_reduce(torch.ones(4, device="npu"), op=dist.ReduceOp.BAND), TypeError,

@@ -23,7 +23,7 @@ at::Tensor host_view(const at::Tensor& self) {
 
 }  // namespace
 
-TORCH_LIBRARY_FRAGMENT(npu, m) { m.def("_host_view(Tensor self) -> Tensor"); }
+TORCH_LIBRARY_FRAGMENT(npu, m) { m.def("_host_view(Tensor(a) self) -> Tensor(a)"); }
 
 TORCH_LIBRARY_IMPL(npu, CompositeExplicitAutograd, m) { m.impl("_host_view", host_view); }
 

@@ -54,7 +54,11 @@ class Staging:
             self._reads = False
 
     def write_back(self) -> None:
-        """Queues the copies of results into the tensors that were not used in place."""
+        """Copies results into the tensors that were not used in place, and waits for the copies:
+        the dense buffers are freed after, and the next collective's buffer, written by Gloo
+        from the host, may reuse their memory."""
         for t, dense in self._copies:
             t.copy_(dense)
+        if self._copies:
+            torch.npu.current_stream().synchronize()
         self._copies = []

@@ -5,7 +5,7 @@ touches, and returns at once, so the caller goes on queueing device work meanwhi
 collectives run on a stream of their own). The worker runs the group's collectives one at a time
 in the order they were issued, the same order on every rank: it waits for the events (the tensors'
 values are then final), runs the collective on a stream of its own per device, and completes the
-work's future there. The future is device-aware (torch.futures.Future(devices=...)), so ``wait()``
+work's future (on a thread of its own, see _complete). The future is device-aware (torch.futures.Future(devices=...)), so ``wait()``
 makes the waiter's current streams wait for the collective's device work, as NCCL's does, and
 raises the collective's error."""
 import contextlib
@@ -44,6 +44,8 @@ class Work(dist.Work):
         return self.exception() is None
 
     def exception(self):
+        if not self._fut.done():
+            return None
         try:
             self._fut.value()
         except Exception as e:  # the collective's error
@@ -73,20 +75,24 @@ class Worker:
     def __init__(self, name: str):
         self._name = name
         self._jobs: "queue.SimpleQueue" = queue.SimpleQueue()
-        self._thread: Optional[threading.Thread] = None
         self._streams = {}
+        self._thread = threading.Thread(target=self._serve, daemon=True, name=f"hccl-{name}")
+        self._thread.start()
 
-    def submit(self, op: str, tensors: List[torch.Tensor], run: Callable[[Staging], object]) -> Work:
+    def submit(self, op: str, tensors: List[torch.Tensor], run: Callable[[Staging], object],
+               devices: Optional[List[int]] = None) -> Work:
         """Queues ``run(staging)``, which runs the collective ``op`` and returns its result (or a
-        Pending), for after the work queued so far on the current streams of ``tensors``' devices."""
-        devices = sorted({t.device.index for t in tensors if t.device.type == "npu"})
+        Pending), for after the work queued so far on the current streams of ``tensors``' devices
+        (and of ``devices``)."""
+        devices = sorted({t.device.index for t in tensors if t.device.type == "npu"} | set(devices or []))
         ready = [torch.npu.current_stream(d).record_event() for d in devices]
         fut = Future(devices=[torch.device("npu", d) for d in devices])
         self._jobs.put((op, devices, ready, run, fut))
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._serve, daemon=True, name=f"hccl-{self._name}")
-            self._thread.start()
         return Work(fut)
+
+    def shutdown(self) -> None:
+        """Stops the thread once the collectives queued so far have run."""
+        self._jobs.put(None)
 
     @contextlib.contextmanager
     def _on_streams(self, devices):
@@ -99,7 +105,10 @@ class Worker:
 
     def _serve(self):
         while True:
-            op, devices, ready, run, fut = self._jobs.get()
+            job = self._jobs.get()
+            if job is None:
+                return
+            op, devices, ready, run, fut = job
             try:
                 for event in ready:
                     event.synchronize()
@@ -110,9 +119,22 @@ class Worker:
                         self._finish_later(op, devices, staging, result, fut)
                         continue
                     staging.write_back()
-                    fut.set_result(result)
+                self._complete(op, devices, fut, result)
             except Exception as e:
-                fut.set_exception(_named(op, e))
+                self._complete(op, devices, fut, error=e)
+
+    def _complete(self, op, devices, fut, result=None, error=None):
+        """Completes ``fut`` on a thread of its own: its callbacks run there, and one that waits
+        for another collective of this group (as DDP's PowerSGD hook does) must not block the
+        worker that runs it."""
+        def complete():
+            with self._on_streams(devices):  # the events the waiters wait for: after write-backs
+                if error is None:
+                    fut.set_result(result)
+                else:
+                    fut.set_exception(_named(op, error))
+
+        threading.Thread(target=complete, daemon=True, name=f"hccl-{self._name}-done").start()
 
     def _finish_later(self, op, devices, staging, pending, fut):
         def finish():

@@ -36,10 +36,13 @@ _DTYPES = sorted({v for v in vars(torch).values() if isinstance(v, torch.dtype)}
 
 
 def _describe(tensors):
-    """(elements, dtype index) of a rank's side of a collective."""
-    if not tensors:
-        return [0, -1]
-    return [sum(t.numel() for t in tensors), _DTYPES.index(tensors[0].dtype)]
+    """A rank's side of a collective: (elements, dtype index, tensors, a checksum of every
+    tensor's dtype and size)."""
+    check = 0
+    for t in tensors:
+        check = (check * 1000003 + t.numel() * 131 + _DTYPES.index(t.dtype)) % (1 << 61)
+    dtype = _DTYPES.index(tensors[0].dtype) if tensors else -1
+    return [sum(t.numel() for t in tensors), dtype, len(tensors), check]
 
 
 def _flat(lists):
@@ -85,13 +88,33 @@ class ProcessGroupHCCL(dist.ProcessGroup):
     def _agree(self, op, tensors):
         """Gloo aborts the process when ranks disagree on a collective's sizes: compare them first
         (a small all_gather), and raise on every rank, naming each rank's side."""
-        mine = torch.tensor(_describe(tensors), dtype=torch.int64)
-        every = [torch.empty(2, dtype=torch.int64) for _ in range(self.size())]
-        self._gloo.allgather([every], [mine], self._opts(c10d.AllgatherOptions)).wait()
+        every = self._gather_ints(_describe(tensors))
         if any(not torch.equal(e, every[0]) for e in every):
-            sides = ", ".join(f"rank {i}: {int(n)} elements"
-                              + (f" of {_DTYPES[int(d)]}" if d >= 0 else "") for i, (n, d) in enumerate(every))
+            sides = ", ".join(f"rank {i}: {int(n)} elements" + (f" of {_DTYPES[int(d)]}" if d >= 0 else "")
+                              + (f" in {int(c)} tensors" if c > 1 else "") for i, (n, d, c, _) in enumerate(every))
             raise RuntimeError(f"hccl {op}: the ranks passed tensors that do not match ({sides})")
+
+    def _gather_ints(self, values):
+        """Every rank's ``values`` (a list of ints of a length all ranks share)."""
+        mine = torch.tensor(values, dtype=torch.int64)
+        every = [torch.empty_like(mine) for _ in range(self.size())]
+        self._gloo.allgather([every], [mine], self._opts(c10d.AllgatherOptions)).wait()
+        return every
+
+    def _agree_exchange(self, op, dtype, sends, recvs):
+        """For all-to-all: what each rank sends to each other rank (elements) must be what that
+        rank expects from it, and the dtypes must match; Gloo would abort otherwise."""
+        every = self._gather_ints([_DTYPES.index(dtype)] + list(sends) + list(recvs))
+        w = self.size()
+        if any(int(e[0]) != int(every[0][0]) for e in every):
+            raise RuntimeError(f"hccl {op}: the ranks passed tensors of different dtypes ("
+                               + ", ".join(f"rank {i}: {_DTYPES[int(e[0])]}" for i, e in enumerate(every)) + ")")
+        for i in range(w):
+            for j in range(w):
+                sent, expected = int(every[i][1 + j]), int(every[j][1 + w + i])
+                if sent != expected:
+                    raise RuntimeError(f"hccl {op}: rank {i} sends {sent} elements to rank {j}, "
+                                       f"which expects {expected}")
 
     def _check_reduce(self, op, opts, tensors):
         """Raises for a reduction the backend cannot do (after _agree, so on every rank alike)."""
@@ -103,6 +126,8 @@ class ProcessGroupHCCL(dist.ProcessGroup):
                                 f"{', '.join(str(d).replace('torch.', '') for d in _REDUCIBLE)})")
             if kind in _BITWISE and (t.is_floating_point() or t.is_complex()):
                 raise TypeError(f"hccl {op}: {kind.name} is not defined for {t.dtype} tensors")
+            if kind == RedOpType.AVG and t.dtype == torch.bool:
+                raise TypeError(f"hccl {op}: AVG is not defined for torch.bool tensors")
 
     def _reduce_opts(self, opts, cls, host):
         """Gloo's options for opts.reduceOp, scaling the host tensors for PREMUL_SUM; and whether
@@ -182,10 +207,12 @@ class ProcessGroupHCCL(dist.ProcessGroup):
         return self._submit("reduce", tensors, run)
 
     def _reduce_scatter_one(self, st, out, chunks, opts):
-        host_out = st.host(out, read=False)
+        # flat: the chunks need only the output's number of elements (an input [W, n] scatters
+        # to outputs [n], as with NCCL)
+        host_out = st.host(out, read=False).reshape(-1)
         host_in = st.hosts(chunks, write=False)
         st.ready()
-        host_in = [h.clone() for h in host_in]  # Gloo reduces in place
+        host_in = [h.reshape(-1).clone() for h in host_in]  # Gloo reduces in place
         gopts, average = self._reduce_opts(opts, c10d.ReduceScatterOptions, host_in)
         self._gloo.reduce_scatter([host_out], [host_in], gopts).wait()
         if average:
@@ -211,7 +238,7 @@ class ProcessGroupHCCL(dist.ProcessGroup):
             self._agree("reduce_scatter_tensor", inputs)
             self._check_reduce("reduce_scatter_tensor", opts, inputs)
             for out, inp in zip(outputs, inputs):
-                self._reduce_scatter_one(st, out, list(inp.chunk(self.size())), opts)
+                self._reduce_scatter_one(st, out, list(inp.reshape(-1).chunk(self.size())), opts)
             return list(outputs)
 
         return self._submit("reduce_scatter_tensor", list(outputs) + list(inputs), run)
@@ -294,7 +321,8 @@ class ProcessGroupHCCL(dist.ProcessGroup):
 
     def alltoall(self, outputs, inputs, opts=c10d.AllToAllOptions()):
         def run(st):
-            self._agree("all_to_all", inputs)
+            dtype = inputs[0].dtype if inputs else torch.float32
+            self._agree_exchange("all_to_all", dtype, [t.numel() for t in inputs], [t.numel() for t in outputs])
             host_out = [as_bytes(h) for h in st.hosts(outputs, read=False)]
             host_in = [as_bytes(h) for h in st.hosts(inputs, write=False)]
             st.ready()
@@ -304,7 +332,15 @@ class ProcessGroupHCCL(dist.ProcessGroup):
         return self._submit("all_to_all", list(outputs) + list(inputs), run)
 
     def all_to_all_single(self, output, input, output_split_sizes, input_split_sizes, opts=c10d.AllToAllOptions()):
+        w = self.size()
+
+        def elements(t, splits):
+            row = t.numel() // t.shape[0] if t.dim() and t.shape[0] else 0
+            return [s * row for s in splits] if splits else [t.numel() // w] * w
+
         def run(st):
+            self._agree_exchange("all_to_all_single", input.dtype, elements(input, input_split_sizes),
+                                 elements(output, output_split_sizes))
             host_out = rows_as_bytes(st.host(output, read=False))
             host_in = rows_as_bytes(st.host(input, write=False))
             st.ready()
@@ -338,11 +374,19 @@ class ProcessGroupHCCL(dist.ProcessGroup):
         return self._submit("recv", tensors, run)
 
     def barrier(self, opts=c10d.BarrierOptions()):
+        # as NCCL's: also after the work queued on the current device's stream
+        gopts = self._opts(c10d.BarrierOptions)
+        if opts.timeout.total_seconds() > 0:
+            gopts.timeout = opts.timeout
+
         def run(st):
-            self._gloo.barrier(self._opts(c10d.BarrierOptions)).wait()
+            self._gloo.barrier(gopts).wait()
             return []
 
-        return self._submit("barrier", [], run)
+        return self._worker.submit("barrier", [], run, devices=[torch.npu.current_device()])
+
+    def shutdown(self):
+        self._worker.shutdown()
 
 
 def _create(store, rank, size, timeout):
