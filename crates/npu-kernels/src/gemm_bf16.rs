@@ -50,25 +50,34 @@ pub(crate) unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, wid
     let xp = P(x as *mut u16);
     let el = |line: usize, depth: usize| *xp.get().offset(line as isize * ls + depth as isize * ds) as u32;
     par_ranges(count.div_ceil(width), 2, |panels| {
-        for p in panels {
-            let panel = po.at(p * kp * width);
-            let lines = width.min(count - p * width);
-            if ds == 1 {
-                // Depth runs along memory: each pair is one (unaligned) 32-bit word.
-                for l in 0..lines {
-                    let src = xp.get().offset((p * width + l) as isize * ls);
-                    for q in 0..whole {
-                        *panel.add(q * width + l) = (src.add(2 * q) as *const u32).read_unaligned();
-                    }
-                }
-            } else if ls == 1 && lines == NR && width == NR {
-                // Lines run along memory: interleave two depth rows (fixed width: vectorized).
-                for q in 0..whole {
+        // Lines run along memory in whole panels (B of a row-major product): every panel reads
+        // the same depth rows, so the rows are walked in blocks across the panels. A wide B has
+        // each row on a page of its own; walking it per panel cost a TLB miss per row and panel.
+        let blocked = if ds != 1 && ls == 1 && width == NR { panels.start..panels.end.min(count / NR) } else { 0..0 };
+        for q0 in (0..whole).step_by(8) {
+            for p in blocked.clone() {
+                let panel = po.at(p * kp * width);
+                for q in q0..(q0 + 8).min(whole) {
                     let row = |d: usize| &*(xp.get().offset((p * width) as isize + d as isize * ds) as *const [u16; NR]);
                     let (lo, hi) = (row(2 * q), row(2 * q + 1));
                     let dst = &mut *(panel.add(q * width) as *mut [u32; NR]);
                     for c in 0..NR {
                         dst[c] = lo[c] as u32 | (hi[c] as u32) << 16;
+                    }
+                }
+            }
+        }
+        for p in panels {
+            let panel = po.at(p * kp * width);
+            let lines = width.min(count - p * width);
+            if blocked.contains(&p) {
+                // interleaved above
+            } else if ds == 1 {
+                // Depth runs along memory: each pair is one (unaligned) 32-bit word.
+                for l in 0..lines {
+                    let src = xp.get().offset((p * width + l) as isize * ls);
+                    for q in 0..whole {
+                        *panel.add(q * width + l) = (src.add(2 * q) as *const u32).read_unaligned();
                     }
                 }
             } else if ls == 1 {
