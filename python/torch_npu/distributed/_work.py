@@ -8,6 +8,7 @@ values are then final), runs the collective on a stream of its own per device, a
 work's future (on a thread of its own, see _complete). The future is device-aware (torch.futures.Future(devices=...)), so ``wait()``
 makes the waiter's current streams wait for the collective's device work, as NCCL's does, and
 raises the collective's error."""
+import concurrent.futures
 import contextlib
 import datetime
 import queue
@@ -76,6 +77,10 @@ class Worker:
         self._name = name
         self._jobs: "queue.SimpleQueue" = queue.SimpleQueue()
         self._streams = {}
+        self._lock = threading.Lock()
+        # Threads reused across collectives (starting one costs more than a small collective);
+        # more start only while callbacks still block the others.
+        self._completers = concurrent.futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix=f"hccl-{name}-done")
         self._thread = threading.Thread(target=self._serve, daemon=True, name=f"hccl-{name}")
         self._thread.start()
 
@@ -91,15 +96,16 @@ class Worker:
         return Work(fut)
 
     def shutdown(self) -> None:
-        """Stops the thread once the collectives queued so far have run."""
+        """Stops the threads once the collectives queued so far have run."""
         self._jobs.put(None)
 
     @contextlib.contextmanager
     def _on_streams(self, devices):
         with contextlib.ExitStack() as stack:
             for d in devices:
-                if d not in self._streams:
-                    self._streams[d] = torch.npu.Stream(device=d)
+                with self._lock:  # the worker and the completers
+                    if d not in self._streams:
+                        self._streams[d] = torch.npu.Stream(device=d)
                 stack.enter_context(torch.npu.stream(self._streams[d]))
             yield
 
@@ -107,6 +113,7 @@ class Worker:
         while True:
             job = self._jobs.get()
             if job is None:
+                self._completers.shutdown(wait=False)  # lets the queued completions finish
                 return
             op, devices, ready, run, fut = job
             try:
@@ -134,7 +141,7 @@ class Worker:
                 else:
                     fut.set_exception(_named(op, error))
 
-        threading.Thread(target=complete, daemon=True, name=f"hccl-{self._name}-done").start()
+        self._completers.submit(complete)
 
     def _finish_later(self, op, devices, staging, pending, fut):
         def finish():
