@@ -148,6 +148,9 @@ def test_views_alias_and_make_the_storage_plain():
     t = private(torch.randn(5, 33), Format.FRACTAL_NZ)
     want = t.cpu().t()
     assert torch.equal(t.t().cpu(), want) and torch.equal(t.view(-1).cpu(), want.t().reshape(-1))
+    u = private(x, Format.NC1HWC0)
+    assert torch.equal(u.unfold(1, 4, 3).cpu(), x.unfold(1, 4, 3))
+    assert torch.equal(private(x, Format.NC1HWC0).as_strided((3, 4), (2, 5), 1).cpu(), x.as_strided((3, 4), (2, 5), 1))
 
 
 def test_clone_print_deepcopy_keep_format():
