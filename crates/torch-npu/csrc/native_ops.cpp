@@ -69,9 +69,22 @@ void sync_current_stream(c10::DeviceIndex device) {
   check(tnpu_rt_stream_synchronize(device, stream));
 }
 
-// A CPU tensor viewing the same bytes (device memory is host-addressable).
-at::Tensor cpu_alias(const at::Tensor& t) {
-  return at::from_blob(t.data_ptr(), t.sizes(), t.strides(), t.options().device(at::kCPU));
+// A CPU tensor viewing the same bytes (device memory is host-addressable). It does not order
+// anything: read it after the device work that writes `t`. With `keep_alive` it holds t's
+// storage (for views that may outlive `t`).
+at::Tensor cpu_alias(const at::Tensor& t, bool keep_alive = false) {
+  const auto options = t.options().device(at::kCPU);
+  if (!keep_alive) return at::from_blob(t.data_ptr(), t.sizes(), t.strides(), options);
+  return at::from_blob(t.data_ptr(), t.sizes(), t.strides(), [keep = t.storage()](void*) {}, options);
+}
+
+// npu::_host_view: cpu_alias for Python, for the hccl backend's zero-copy staging (Gloo works on
+// the device memory in place).
+at::Tensor host_view(const at::Tensor& self) {
+  TORCH_CHECK(self.device().type() == kNpu, "npu::_host_view: expected an npu tensor, got ", self.device());
+  TORCH_CHECK(!has_private_format(self),
+              "npu::_host_view: the tensor's storage has a private format; cast it to a plain format first");
+  return cpu_alias(self, true);
 }
 
 // `.item()`: a synchronization point, so pending device errors surface here.
@@ -183,6 +196,10 @@ bool has_compatible_shallow_copy_type(const at::Tensor& self, const at::Tensor& 
 }
 
 }  // namespace
+
+TORCH_LIBRARY_FRAGMENT(npu, m) { m.def("_host_view(Tensor(a) self) -> Tensor(a)"); }
+
+TORCH_LIBRARY_IMPL(npu, CompositeExplicitAutograd, m) { m.impl("_host_view", host_view); }
 
 TORCH_LIBRARY_IMPL(aten, AutogradPrivateUse1, m) {
   m.impl("_has_compatible_shallow_copy_type", TORCH_FN(has_compatible_shallow_copy_type));

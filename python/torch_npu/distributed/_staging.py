@@ -47,6 +47,10 @@ class Staging:
     def hosts(self, ts: List[torch.Tensor], read: bool = True, write: bool = True) -> List[torch.Tensor]:
         return [self.host(t, read, write) for t in ts]
 
+    def bytes(self, ts: List[torch.Tensor], read: bool = True, write: bool = True) -> List[torch.Tensor]:
+        """The host tensors' bytes (for collectives that only move data)."""
+        return [as_bytes(self.host(t, read, write)) for t in ts]
+
     def ready(self) -> None:
         """Waits for the dense copies to be filled; call before Gloo reads the host tensors."""
         if self._reads:

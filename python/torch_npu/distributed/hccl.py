@@ -247,9 +247,9 @@ class ProcessGroupHCCL(dist.ProcessGroup):
     def broadcast(self, tensors, opts=c10d.BroadcastOptions()):
         def run(st):
             self._agree("broadcast", tensors)
-            host = st.hosts(tensors)
+            host = st.bytes(tensors)
             st.ready()
-            self._gloo.broadcast([as_bytes(h) for h in host], self._opts(c10d.BroadcastOptions, opts)).wait()
+            self._gloo.broadcast(host, self._opts(c10d.BroadcastOptions, opts)).wait()
             return list(tensors)
 
         return self._submit("broadcast", tensors, run)
@@ -257,11 +257,10 @@ class ProcessGroupHCCL(dist.ProcessGroup):
     def allgather(self, outputs, inputs, opts=c10d.AllgatherOptions()):
         def run(st):
             self._agree("all_gather", inputs)
-            host_in = st.hosts(inputs, write=False)
-            host_out = [st.hosts(out, read=False) for out in outputs]
+            host_in = st.bytes(inputs, write=False)
+            host_out = [st.bytes(out, read=False) for out in outputs]
             st.ready()
-            self._gloo.allgather([[as_bytes(h) for h in out] for out in host_out], [as_bytes(h) for h in host_in],
-                                 self._opts(c10d.AllgatherOptions)).wait()
+            self._gloo.allgather(host_out, host_in, self._opts(c10d.AllgatherOptions)).wait()
             return outputs
 
         return self._submit("all_gather", _flat(outputs) + list(inputs), run)
@@ -274,7 +273,7 @@ class ProcessGroupHCCL(dist.ProcessGroup):
             self._agree("all_gather_coalesced", inputs)
             for out, inp in zip(outputs, inputs):
                 host_in = as_bytes(st.host(inp, write=False))
-                host_out = [as_bytes(h) for h in st.hosts(out, read=False)]
+                host_out = st.bytes(out, read=False)
                 st.ready()
                 self._gloo.allgather([host_out], [host_in], self._opts(c10d.AllgatherOptions)).wait()
             return outputs
@@ -298,8 +297,8 @@ class ProcessGroupHCCL(dist.ProcessGroup):
 
         def run(st):
             self._agree("gather", inputs)
-            host_in = [as_bytes(h) for h in st.hosts(inputs, write=False)]
-            host_out = [[as_bytes(h) for h in st.hosts(out, read=False)] for out in outputs] if root else []
+            host_in = st.bytes(inputs, write=False)
+            host_out = [st.bytes(out, read=False) for out in outputs] if root else []
             st.ready()
             self._gloo.gather(host_out, host_in, self._opts(c10d.GatherOptions, opts)).wait()
             return outputs
@@ -311,8 +310,8 @@ class ProcessGroupHCCL(dist.ProcessGroup):
 
         def run(st):
             self._agree("scatter", outputs)
-            host_out = [as_bytes(h) for h in st.hosts(outputs, read=False)]
-            host_in = [[as_bytes(h) for h in st.hosts(chunks, write=False)] for chunks in inputs] if root else []
+            host_out = st.bytes(outputs, read=False)
+            host_in = [st.bytes(chunks, write=False) for chunks in inputs] if root else []
             st.ready()
             self._gloo.scatter(host_out, host_in, self._opts(c10d.ScatterOptions, opts)).wait()
             return list(outputs)
@@ -323,8 +322,8 @@ class ProcessGroupHCCL(dist.ProcessGroup):
         def run(st):
             dtype = inputs[0].dtype if inputs else torch.float32
             self._agree_exchange("all_to_all", dtype, [t.numel() for t in inputs], [t.numel() for t in outputs])
-            host_out = [as_bytes(h) for h in st.hosts(outputs, read=False)]
-            host_in = [as_bytes(h) for h in st.hosts(inputs, write=False)]
+            host_out = st.bytes(outputs, read=False)
+            host_in = st.bytes(inputs, write=False)
             st.ready()
             self._gloo.alltoall(host_out, host_in, self._opts(c10d.AllToAllOptions)).wait()
             return list(outputs)
@@ -353,7 +352,7 @@ class ProcessGroupHCCL(dist.ProcessGroup):
     # ---- point to point (Gloo's work finishes on another thread; see Pending) ----
     def send(self, tensors, dst, tag):
         def run(st):
-            host = [as_bytes(h) for h in st.hosts(tensors, write=False)]
+            host = st.bytes(tensors, write=False)
             st.ready()
             return Pending(self._gloo.send(host, dst, tag), self._timeout, lambda: list(tensors))
 
@@ -361,14 +360,14 @@ class ProcessGroupHCCL(dist.ProcessGroup):
 
     def recv(self, tensors, src, tag):
         def run(st):
-            host = [as_bytes(h) for h in st.hosts(tensors, read=False)]
+            host = st.bytes(tensors, read=False)
             return Pending(self._gloo.recv(host, src, tag), self._timeout, lambda: list(tensors))
 
         return self._submit("recv", tensors, run)
 
     def recv_anysource(self, tensors, tag):
         def run(st):
-            host = [as_bytes(h) for h in st.hosts(tensors, read=False)]
+            host = st.bytes(tensors, read=False)
             return Pending(self._gloo.recv_anysource(host, tag), self._timeout, lambda: list(tensors))
 
         return self._submit("recv", tensors, run)
