@@ -28,6 +28,9 @@ pub(crate) trait Float:
     fn sqrt(self) -> Self;
     /// exp that the compiler can vectorize (f32: `exp_f32`, within 1.5 ulp; f64: libm).
     fn vexp(self) -> Self;
+    /// exp of a softmax score minus its row's maximum (x <= 0; NaN stays NaN): f32,
+    /// `exp_softmax_f32` (fused multiply-adds, so for the AVX copies of kernels); f64, libm.
+    fn exp_softmax(self) -> Self;
     /// tanh that the compiler can vectorize (f32: `tanh_f32`; f64: libm).
     fn vtanh(self) -> Self;
     /// erf and erfc (f32: the vectorizable `erf_f32`/`erfc_f32`; f64: `erf`/`erfc`).
@@ -64,7 +67,7 @@ pub(crate) trait Float:
 }
 
 macro_rules! float_impl {
-    ($t:ty, $vexp:path, $vtanh:path, $verf:path, $verfc:path, $gerf:path) => {
+    ($t:ty, $vexp:path, $sexp:path, $vtanh:path, $verf:path, $verfc:path, $gerf:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -101,6 +104,10 @@ macro_rules! float_impl {
             #[inline(always)]
             fn vexp(self) -> Self {
                 $vexp(self)
+            }
+            #[inline(always)]
+            fn exp_softmax(self) -> Self {
+                $sexp(self)
             }
             #[inline(always)]
             fn vtanh(self) -> Self {
@@ -244,8 +251,8 @@ fn acosh64(x: f64) -> f64 {
     }
 }
 
-float_impl!(f32, exp_f32, tanh_f32, erf_f32, erfc32, gelu_erf_f32);
-float_impl!(f64, f64::exp, f64::tanh, erf64, erfc64, erf64);
+float_impl!(f32, exp_f32, exp_softmax_f32, tanh_f32, erf_f32, erfc32, gelu_erf_f32);
+float_impl!(f64, f64::exp, f64::exp, f64::tanh, erf64, erfc64, erf64);
 
 #[inline(always)]
 fn erf64(x: f64) -> f64 {
@@ -397,6 +404,21 @@ fn exp_nonpos_f32(y: f32) -> f32 {
     // SAFETY: n is an integer in [-126, 0]
     let ni: i32 = unsafe { n.to_int_unchecked() };
     p * f32::from_bits(((ni + 127) << 23) as u32)
+}
+
+/// e^y for the scores of a softmax after subtracting the row maximum (y <= 0, or a rounding
+/// error above it): [`exp_nonpos_f32`], with exact zeros below -87 (masked keys give -inf)
+/// and NaN kept. Half the instructions of [`exp_f32`], which attention's rows are bound by.
+#[inline(always)]
+pub(crate) fn exp_softmax_f32(y: f32) -> f32 {
+    let e = exp_nonpos_f32(y);
+    if y >= -87.0 {
+        e
+    } else if y.is_nan() {
+        y
+    } else {
+        0.0
+    }
 }
 
 /// e^x in f32: x = n ln2 + r, e^r by a degree-6 polynomial, scaled by 2^n in two steps (so
@@ -843,6 +865,25 @@ mod tests {
         assert_eq!(tanh_f32(f32::NEG_INFINITY), -1.0);
         assert!(tanh_f32(-0.0).is_sign_negative());
         assert_eq!(tanh_f32(1e-30), 1e-30);
+    }
+
+    #[test]
+    fn softmax_exp() {
+        let mut worst = (0.0f64, 0.0f32);
+        let mut x = -87.0f32;
+        while x <= 0.0 {
+            let u = ulps(exp_softmax_f32(x), (x as f64).exp());
+            if u > worst.0 {
+                worst = (u, x);
+            }
+            x += 0.000_377;
+        }
+        assert!(worst.0 <= 1.5, "exp_softmax: {} ulp at {}", worst.0, worst.1);
+        // masked scores vanish exactly; NaN stays; a rounding error above 0 is still e^x
+        assert_eq!(exp_softmax_f32(f32::NEG_INFINITY), 0.0);
+        assert_eq!(exp_softmax_f32(-87.5), 0.0);
+        assert!(exp_softmax_f32(f32::NAN).is_nan());
+        assert!(ulps(exp_softmax_f32(1e-6), 1e-6f64.exp()) <= 1.0);
     }
 
     #[test]

@@ -172,19 +172,20 @@ pub(crate) fn sum_of<F: Float>(xs: &[F]) -> F {
     lane_sum(xs.len(), |i| xs[i])
 }
 
-/// The maximum in 8 independent lanes (vectorizable); NaNs are skipped, so callers that must
-/// propagate them let the NaN flow through their arithmetic instead.
+/// The maximum in 16 independent lanes (one AVX-512 vector); NaNs are skipped, so callers
+/// that must propagate them let the NaN flow through their arithmetic instead.
 #[inline(always)]
 pub(crate) fn lane_max<F: Float>(xs: &[F]) -> F {
-    let mut acc = [-F::INFINITY; 8];
-    let full = xs.len() / 8 * 8;
-    for c in xs[..full].chunks_exact(8) {
+    let mut acc = [-F::INFINITY; 16];
+    let chunks = xs.chunks_exact(16);
+    let rest = chunks.remainder();
+    for c in chunks {
         for (a, &x) in acc.iter_mut().zip(c) {
             *a = if x > *a { x } else { *a };
         }
     }
     let mut m = -F::INFINITY;
-    for &x in acc.iter().chain(&xs[full..]) {
+    for &x in acc.iter().chain(rest) {
         m = if x > m { x } else { m };
     }
     m

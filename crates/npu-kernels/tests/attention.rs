@@ -154,6 +154,8 @@ fn run(dt: DType, c: Case, msizes: Option<[i64; 4]>, causal: bool, seed: u64) {
 const SMALL: Case = Case { b: 2, h: 2, hk: 2, l: 5, s: 7, d: 4, dv: 3 };
 // more query rows and keys than one block of each, uneven
 const BLOCKS: Case = Case { b: 1, h: 2, hk: 1, l: 150, s: 200, d: 16, dv: 8 };
+// more keys than one block of the forward pass (512), so its running maximum is rescaled
+const LONG: Case = Case { b: 1, h: 2, hk: 1, l: 140, s: 600, d: 8, dv: 4 };
 
 #[test]
 fn forward_and_backward_match_the_full_matrix() {
@@ -167,6 +169,7 @@ fn forward_and_backward_match_the_full_matrix() {
         run(dt, BLOCKS, None, true, 5);
         run(dt, BLOCKS, Some([1, 1, 150, 200]), false, 6);
         run(dt, BLOCKS, Some([1, 2, 1, 200]), true, 7);
+        run(dt, LONG, Some([1, 1, 140, 600]), false, 10);
     }
 }
 
