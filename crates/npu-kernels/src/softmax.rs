@@ -184,8 +184,16 @@ pub(crate) fn lane_max<F: Float>(xs: &[F]) -> F {
             *a = if x > *a { x } else { *a };
         }
     }
-    let mut m = -F::INFINITY;
-    for &x in acc.iter().chain(rest) {
+    // halve the lanes (a short dependency chain, where 16 scalar steps wait on each other)
+    let mut w = 8;
+    while w > 0 {
+        for i in 0..w {
+            acc[i] = if acc[i + w] > acc[i] { acc[i + w] } else { acc[i] };
+        }
+        w /= 2;
+    }
+    let mut m = acc[0];
+    for &x in rest {
         m = if x > m { x } else { m };
     }
     m

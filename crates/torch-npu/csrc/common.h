@@ -24,6 +24,11 @@ constexpr c10::DeviceType kNpu = c10::DeviceType::PrivateUse1;
 // Runs `op` on PyTorch's CPU kernels over the device memory (csrc/fallback.cpp).
 void cpu_fallback(const c10::OperatorHandle& op, std::vector<c10::IValue>* stack);
 
+// A tensor over a fresh NpuStorageImpl on the current device (the caller holds the guard),
+// contiguous unless `stride` is given (csrc/native_ops.cpp).
+at::Tensor empty_on_npu(c10::IntArrayRef size, std::optional<c10::IntArrayRef> stride,
+                        c10::ScalarType dtype, std::optional<c10::MemoryFormat> memory_format);
+
 inline void check(int status, const char* context = "") {
   if (status != TNPU_OK) throw_status(status, context);
 }

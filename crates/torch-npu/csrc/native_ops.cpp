@@ -15,18 +15,9 @@
 #include "storage.h"
 
 namespace torch_npu {
-namespace {
 
 constexpr c10::DispatchKeySet kNpuKeys(c10::DispatchKey::PrivateUse1);
 
-void check_factory_args(std::optional<c10::Layout> layout, std::optional<bool> pin_memory) {
-  TORCH_CHECK_NOT_IMPLEMENTED(c10::layout_or_default(layout) == c10::Layout::Strided,
-                              "npu tensors support only the strided layout, got ", *layout);
-  TORCH_CHECK(!c10::pinned_memory_or_default(pin_memory),
-              "Only dense CPU tensors can be pinned (pin_memory=True with an npu device)");
-}
-
-// A tensor over a fresh NpuStorageImpl, on the current device (the caller holds the guard).
 at::Tensor empty_on_npu(c10::IntArrayRef size, std::optional<c10::IntArrayRef> stride,
                         c10::ScalarType dtype, std::optional<c10::MemoryFormat> memory_format) {
   at::detail::check_size_nonnegative(size);
@@ -44,6 +35,15 @@ at::Tensor empty_on_npu(c10::IntArrayRef size, std::optional<c10::IntArrayRef> s
     if (memory_format) t.unsafeGetTensorImpl()->empty_tensor_restride(*memory_format);
   }
   return t;
+}
+
+namespace {
+
+void check_factory_args(std::optional<c10::Layout> layout, std::optional<bool> pin_memory) {
+  TORCH_CHECK_NOT_IMPLEMENTED(c10::layout_or_default(layout) == c10::Layout::Strided,
+                              "npu tensors support only the strided layout, got ", *layout);
+  TORCH_CHECK(!c10::pinned_memory_or_default(pin_memory),
+              "Only dense CPU tensors can be pinned (pin_memory=True with an npu device)");
 }
 
 at::Tensor empty_memory_format(c10::IntArrayRef size, std::optional<c10::ScalarType> dtype,

@@ -129,10 +129,6 @@ extern "C" {
 
 int tnpu_cx_nargs(void* ctx) { return static_cast<int>(ctx_of(ctx).nargs); }
 
-const char* tnpu_cx_op_name(void* ctx) {
-  return ctx_of(ctx).op->schema().name().c_str();
-}
-
 int tnpu_cx_arg_is_none(void* ctx, int i) { return ctx_of(ctx).arg(i).isNone() ? 1 : 0; }
 
 int tnpu_cx_arg_tensor(void* ctx, int i, TnpuTensor* out) {
@@ -324,11 +320,12 @@ int tnpu_cx_new_output(void* ctx, int32_t ndim, const int64_t* sizes, const int6
                        int32_t dtype, int32_t device, TnpuTensor* out) {
   return guarded(ctx, [&] {
     c10::IntArrayRef sz(sizes, static_cast<size_t>(ndim));
-    auto options = at::TensorOptions()
-                       .dtype(static_cast<c10::ScalarType>(dtype))
-                       .device(c10::Device(torch_npu::kNpu, static_cast<c10::DeviceIndex>(device)));
-    at::Tensor t = strides ? at::empty_strided(sz, c10::IntArrayRef(strides, sz.size()), options)
-                           : at::empty(sz, options);
+    // The allocation itself, without a trip through the dispatcher (at::empty's dispatch cost
+    // as much as the rest of a small op's allocation).
+    const c10::DeviceGuard guard(c10::Device(torch_npu::kNpu, static_cast<c10::DeviceIndex>(device)));
+    std::optional<c10::IntArrayRef> st;
+    if (strides) st = c10::IntArrayRef(strides, sz.size());
+    at::Tensor t = torch_npu::empty_on_npu(sz, st, static_cast<c10::ScalarType>(dtype), std::nullopt);
     torch_npu::describe(t, out);
     ctx_of(ctx).results.emplace_back(std::move(t));
     return 0;

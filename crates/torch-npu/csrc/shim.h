@@ -148,7 +148,6 @@ void tnpu_cx_return_undefined(void* ctx);
 int tnpu_cx_resize_arg(void* ctx, int index, int32_t ndim, const int64_t* sizes, TnpuTensor* out);
 // torch.get_default_dtype() as a c10::ScalarType.
 int32_t tnpu_cx_default_dtype(void);
-const char* tnpu_cx_op_name(void* ctx);
 
 #ifdef __cplusplus
 }

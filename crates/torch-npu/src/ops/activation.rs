@@ -16,7 +16,7 @@ fn float_only(name: &str, compute: DType) -> Result<()> {
 
 /// op(self, params..) as op / op_ / op.out.
 fn forward(ctx: &Ctx, act: Activation, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let a = input(ctx, 0)?;
     // logit of integers is a float, as for the other log functions
     let kind = if matches!(act, Activation::Logit { .. }) { Kind::Float } else { Kind::Promoted };
@@ -44,7 +44,7 @@ fn forward(ctx: &Ctx, act: Activation, variant: Variant) -> Result<()> {
 /// op_backward(grad_output, saved, params..) as the functional and .grad_input overloads;
 /// `saved` is argument `saved_arg`.
 fn backward(ctx: &Ctx, op: ActivationGrad, variant: Variant, saved_arg: usize) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let (g, s) = (input(ctx, 0)?, input(ctx, saved_arg)?);
     let p = plan(ctx, &[&g, &s], Kind::Promoted, variant)?;
     float_only(op.name(), p.compute)?;

@@ -143,7 +143,7 @@ fn plan(op: &str, x: &Tensor, indices: &[Option<Tensor>], device: i32) -> Result
 
 /// index.Tensor(self, indices) and index.Tensor_out.
 fn index_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     let indices = ctx.opt_tensor_list(1)?;
@@ -163,7 +163,7 @@ fn index_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
 /// index_put_(self, indices, values, accumulate), _index_put_impl_(..., unsafe) and the
 /// functional index_put.
 fn index_put_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (x, values) = (ctx.tensor(0)?, ctx.tensor(2)?);
     let device = common_device(&op, &[&x, &values])?;
     let accumulate = ctx.bool(3);
@@ -196,7 +196,7 @@ fn index_put_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
 
 /// nonzero(self) and nonzero.out: [count, rank] int64, synchronizing to learn the count.
 fn nonzero_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     if x.dtype().is_complex() {
@@ -224,7 +224,7 @@ pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
 
 /// isin.Tensor_Tensor / isin.Tensor_Scalar (elements, test, *, assume_unique, invert) and .out.
 fn isin_impl(ctx: &Ctx, scalar_test: bool, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let elements = ctx.tensor(0)?;
     let mut hold = Hold::new();
     let (device, test) = if scalar_test {

@@ -25,7 +25,7 @@ fn scalar_state(op: &str, t: &Tensor, what: &str, dtype: DType, device: &mut Opt
 }
 
 fn non_finite_check_and_unscale(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let grads = ctx.tensor_list(0)?;
     if grads.is_empty() {
         return Ok(());
@@ -56,7 +56,7 @@ fn non_finite_check_and_unscale(ctx: &Ctx) -> Result<()> {
 }
 
 fn update_scale(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let mut device = None;
     let scale = scalar_state(&op, &ctx.tensor(0)?, "current_scale", DType::F32, &mut device)?;
     let tracker = scalar_state(&op, &ctx.tensor(1)?, "growth_tracker", DType::I32, &mut device)?;

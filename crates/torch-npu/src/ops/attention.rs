@@ -117,7 +117,7 @@ fn lse_dtype(dtype: DType) -> DType {
 /// (query, key, value, attn_bias?, dropout_p, is_causal, return_debug_mask, *, scale?) ->
 /// (output, logsumexp, cum_seq_q, cum_seq_k, max_q, max_k, philox_seed, philox_offset, debug_attn_mask)
 fn forward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (q, k, v, bias) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?, ctx.opt_tensor(3)?);
     let (p, causal) = (ctx.double(4), ctx.bool(5));
     if ctx.bool(6) {
@@ -177,7 +177,7 @@ fn lse_4d(v: &View) -> View {
 /// cum_seq_k, max_q, max_k, dropout_p, is_causal, philox_seed, philox_offset, *, scale?) ->
 /// (grad_query, grad_key, grad_value, grad_attn_bias)
 fn backward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let Some(go) = ctx.opt_tensor(0)? else {
         // no gradient flows into the output: none flows out (as CUDA's kernels answer)
         (0..4).for_each(|_| ctx.return_undefined());

@@ -53,7 +53,7 @@ fn kernel_error(op: &str) -> impl Fn(npu_kernels::KernelError) -> Error + '_ {
 /// convolution_overrideable(input, weight, bias?, stride, padding, dilation, transposed,
 /// output_padding, groups)
 pub fn convolution(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (input, weight, bias) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.opt_tensor(2)?);
     let p = params(ctx, 3)?;
     let mut all = vec![&input, &weight];
@@ -78,7 +78,7 @@ pub fn convolution(ctx: &Ctx) -> Result<()> {
 /// convolution_backward_overrideable(grad_output, input, weight, stride, padding, dilation,
 /// transposed, output_padding, groups, output_mask) -> (grad_input, grad_weight, grad_bias)
 pub fn convolution_backward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (grad_out, input, weight) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?);
     let p = params(ctx, 3)?;
     let mask = ctx.bool_list(9)?;

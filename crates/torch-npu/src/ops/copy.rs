@@ -59,7 +59,7 @@ fn copy_work(dst: View, src: View, resolve: Resolve) -> impl FnOnce() -> std::re
 }
 
 pub fn copy_from(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.as_str();
+    let op = ctx.op;
     let src = ctx.tensor(0)?;
     let dst = ctx.tensor(1)?;
     let non_blocking = ctx.bool(2);

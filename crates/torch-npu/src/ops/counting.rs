@@ -10,7 +10,7 @@ use crate::status::{Error, Result};
 
 /// repeat_interleave.Tensor(repeats, *, output_size) [and .Tensor_out].
 fn repeat_interleave(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let r = ctx.tensor(0)?;
     let device = common_device(&op, &[&r])?;
     if !matches!(r.dtype(), DType::I64 | DType::I32) {
@@ -33,7 +33,7 @@ fn repeat_interleave(ctx: &Ctx, variant: Variant) -> Result<()> {
 
 /// bincount(self, weights, minlength) [and .out].
 fn bincount(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let w = ctx.opt_tensor(1)?;
     let minlength = ctx.int(2);
@@ -67,7 +67,7 @@ fn bincount(ctx: &Ctx, variant: Variant) -> Result<()> {
 
 /// histc(self, bins, min, max) [and .out].
 fn histc(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     let bins = ctx.int(1);

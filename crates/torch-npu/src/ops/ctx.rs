@@ -1,5 +1,5 @@
 //! Safe access to an op's boxed arguments through the shim's `tnpu_cx_*` accessors.
-use std::ffi::{c_char, c_void, CStr};
+use std::ffi::c_void;
 
 use npu_kernels::{DType, Scalar, View};
 
@@ -34,7 +34,6 @@ struct RawScalar {
 
 extern "C" {
     fn tnpu_cx_nargs(ctx: *mut c_void) -> i32;
-    fn tnpu_cx_op_name(ctx: *mut c_void) -> *const c_char;
     fn tnpu_cx_arg_is_none(ctx: *mut c_void, i: i32) -> i32;
     fn tnpu_cx_arg_tensor(ctx: *mut c_void, i: i32, out: *mut RawTensor) -> i32;
     fn tnpu_cx_arg_int(ctx: *mut c_void, i: i32) -> i64;
@@ -178,7 +177,8 @@ fn raw_tensor() -> RawTensor {
 /// adapter only has to stop, so they come back as an `Error` whose message it never shows.
 pub struct Ctx {
     raw: *mut c_void,
-    pub op: String,
+    /// The schema name ("aten::add"), as error messages give it.
+    pub op: &'static str,
 }
 
 fn accessor_failed() -> Error {
@@ -187,9 +187,9 @@ fn accessor_failed() -> Error {
 
 impl Ctx {
     /// # Safety
-    /// `raw` is the shim's call context, valid for the duration of the call.
-    pub unsafe fn new(raw: *mut c_void) -> Ctx {
-        let op = CStr::from_ptr(tnpu_cx_op_name(raw)).to_string_lossy().into_owned();
+    /// `raw` is the shim's call context, valid for the duration of the call; `op` is the
+    /// schema name of its operator.
+    pub unsafe fn new(raw: *mut c_void, op: &'static str) -> Ctx {
         Ctx { raw, op }
     }
 

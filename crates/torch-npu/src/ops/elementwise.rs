@@ -67,7 +67,7 @@ pub fn output(
     dtype: DType,
     device: i32,
 ) -> Result<Tensor> {
-    let op = ctx.op.as_str();
+    let op = ctx.op;
     match variant {
         Variant::Functional => ctx.new_output(sizes, None, dtype, device),
         Variant::InPlace => {
@@ -154,7 +154,7 @@ pub struct Plan {
 }
 
 pub fn plan(ctx: &Ctx, inputs: &[&Input], kind: Kind, variant: Variant) -> Result<Plan> {
-    let op = ctx.op.as_str();
+    let op = ctx.op;
     let tensors = devices(inputs);
     let refs: Vec<&Tensor> = tensors.iter().collect();
     let device = common_device(op, &refs)?;
@@ -276,7 +276,7 @@ pub fn rsub(ctx: &Ctx, variant: Variant) -> Result<()> {
 
 /// [`binary`] with its two operands read from arguments `args`.
 fn binary_args(ctx: &Ctx, op: BinaryOp, kind: Kind, variant: Variant, alpha_arg: Option<usize>, args: [usize; 2]) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let a = input(ctx, args[0])?;
     let b = input(ctx, args[1])?;
     if matches!(a, Input::Host(..)) && matches!(b, Input::Host(..)) {
@@ -344,7 +344,7 @@ pub fn div_mode(ctx: &Ctx, variant: Variant) -> Result<()> {
 
 /// op(self) (op / op_ / op.out).
 pub fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let a = input(ctx, 0)?;
     let p = plan(ctx, &[&a], kind, variant)?;
     if !op.accepts(p.compute) {
@@ -373,7 +373,7 @@ pub fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, variant: Variant) -> Result<()>
 /// clamp / clamp.Tensor (functional, in-place, out=): `min(max(x, lo), hi)` with either bound
 /// optional, scalar or tensor (broadcast), in the promoted dtype; `lo > hi` gives `hi`.
 pub fn clamp(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let x = input(ctx, 0)?;
     let bound = |i: usize| -> Result<Option<Input>> { if ctx.is_none(i) { Ok(None) } else { input(ctx, i).map(Some) } };
     let (lo, hi) = (bound(1)?, bound(2)?);
@@ -423,7 +423,7 @@ pub fn clamp(ctx: &Ctx, variant: Variant) -> Result<()> {
 
 /// nan_to_num(self, nan=None, posinf=None, neginf=None), nan_to_num_ and .out.
 pub fn nan_to_num(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&name, &[&x])?;
     if x.dtype().is_complex() {

@@ -24,7 +24,7 @@ fn check_index(op: &str, t: &Tensor, what: &str) -> Result<()> {
 /// (weight, indices, offsets, scale_grad_by_freq, mode, sparse, per_sample_weights,
 /// include_last_offset, padding_idx) -> (output, offset2bag, bag_size, max_indices).
 fn forward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (weight, indices, offsets) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?);
     let mode = bag_mode(&op, ctx.int(4))?;
     let psw = ctx.opt_tensor(6)?;
@@ -67,7 +67,7 @@ fn forward(ctx: &Ctx) -> Result<()> {
 /// _embedding_bag_backward(grad, indices, offsets, offset2bag, bag_size, maximum_indices,
 /// num_weights, scale_grad_by_freq, mode, sparse, per_sample_weights, padding_idx).
 fn dense_backward(ctx: &Ctx, with_offsets: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let k = with_offsets as usize; // arguments after `indices` shift by one
     let (grad, indices, offset2bag, bag_size, max_indices) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2 + k)?, ctx.tensor(3 + k)?, ctx.tensor(4 + k)?);
     let (num_weights, by_freq, mode) = (ctx.int(5 + k), ctx.bool(6 + k), bag_mode(&op, ctx.int(7 + k))?);
@@ -96,7 +96,7 @@ fn dense_backward(ctx: &Ctx, with_offsets: bool) -> Result<()> {
 
 /// (grad, weight, indices, offsets, offset2bag, mode, padding_idx) -> grad_per_sample_weights.
 fn psw_backward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (grad, weight, indices, offsets) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?, ctx.tensor(3)?);
     let (mode, padding_idx) = (bag_mode(&op, ctx.int(5))?, ctx.int(6));
     let device = common_device(&op, &[&grad, &weight, &indices, &offsets])?;

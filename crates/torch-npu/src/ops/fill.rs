@@ -36,7 +36,7 @@ pub fn zero(ctx: &Ctx) -> Result<()> {
 
 /// arange.start_out(start, end, step, *, out): `out` is resized to the number of steps.
 pub fn arange_out(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (start, end, step) = (ctx.scalar(0)?, ctx.scalar(1)?, ctx.scalar(2)?);
     let out = ctx.tensor(3)?;
     let device = common_device(&op, &[&out])?;
@@ -74,7 +74,7 @@ pub fn arange_out(ctx: &Ctx) -> Result<()> {
 
 /// linspace.out(start, end, steps, *, out) and logspace.out(start, end, steps, base, *, out).
 pub fn linspace_out(ctx: &Ctx, log: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (start, end, steps) = (ctx.scalar(0)?, ctx.scalar(1)?, ctx.int(2));
     let base = log.then(|| ctx.double(3));
     let i = ctx.nargs() - 1;
@@ -97,7 +97,7 @@ pub fn linspace_out(ctx: &Ctx, log: bool) -> Result<()> {
 
 /// eye.out(n, *, out) and eye.m_out(n, m, *, out): zeros with ones on the main diagonal.
 pub fn eye_out(ctx: &Ctx, with_m: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let n = ctx.int(0);
     let m = if with_m { ctx.int(1) } else { n };
     for (what, v) in [("n", n), ("m", m)] {

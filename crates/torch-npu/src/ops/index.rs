@@ -11,7 +11,7 @@ use crate::status::{Error, Result};
 /// masked_select(self, mask): its size depends on the mask's values, so it waits for the
 /// device (as on CUDA), counts on the host, then gathers on the device.
 pub fn masked_select(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let src = ctx.tensor(0)?;
     let mask = ctx.tensor(1)?;
     let device = common_device(&op, &[&src, &mask])?;
@@ -39,7 +39,7 @@ pub fn masked_select(ctx: &Ctx) -> Result<()> {
 
 /// cat(tensors, dim) and cat.out: each input is copied into its slice of the output.
 fn cat_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let inputs = ctx.tensor_list(0)?;
     let dim_arg = ctx.int(1);
     if inputs.is_empty() {
@@ -172,7 +172,7 @@ fn index_tensor(op: &str, t: &Tensor) -> Result<()> {
 
 /// index_select(self, dim, index) and index_select.out.
 fn index_select_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (src, index) = (ctx.tensor(0)?, ctx.tensor(2)?);
     let device = common_device(&op, &[&src, &index])?;
     index_tensor(&op, &index)?;
@@ -212,7 +212,7 @@ pub fn index_select_out(ctx: &Ctx) -> Result<()> {
 /// scale_grad_by_freq): the rows of grad_output summed into the rows of the weight they came
 /// from.
 pub fn embedding_dense_backward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, indices) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &indices])?;
     index_tensor(&op, &indices)?;
@@ -239,7 +239,7 @@ pub fn embedding_dense_backward(ctx: &Ctx) -> Result<()> {
 
 /// index_add(self, dim, index, source, *, alpha), index_add_ and index_add.out.
 fn index_add_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (s, index, source) = (ctx.tensor(0)?, ctx.tensor(2)?, ctx.tensor(3)?);
     let device = common_device(&op, &[&s, &index, &source])?;
     index_tensor(&op, &index)?;
@@ -283,7 +283,7 @@ pub fn index_add_out(ctx: &Ctx) -> Result<()> {
 /// flip(self, dims) and flip.out: a copy read through a view with the flipped dims' strides
 /// negated.
 fn flip_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     let rank = x.sizes().len();
@@ -331,7 +331,7 @@ fn roll_dim(dst: &View, src: &View, dim: usize, shift: i64) -> std::result::Resu
 
 /// roll(self, shifts, dims) and roll.out: with no dims the flattened tensor rolls.
 fn roll_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     let (shifts, dims) = (ctx.int_list(1)?, ctx.int_list(2)?);
@@ -406,7 +406,7 @@ pub fn roll_out(ctx: &Ctx) -> Result<()> {
 /// masked_scatter_(self, mask, source) and the functional masked_scatter: the set positions
 /// of `mask` (broadcast to self) take source's elements in order.
 fn masked_scatter_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (x, mask, source) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?);
     let device = common_device(&op, &[&x, &mask, &source])?;
     if mask.dtype() != DType::Bool {
@@ -449,7 +449,7 @@ fn masked_scatter_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
 /// equal(self, other): same sizes and equal values (after type promotion; NaN is unequal).
 /// Waits for the stream, as the result is a Python bool.
 fn equal(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (a, b) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&a, &b])?;
     if a.dtype().is_complex() || b.dtype().is_complex() {
@@ -481,7 +481,7 @@ pub const MASK_OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
 /// window `i` of the input, `[i * step, i * step + size)` along `dim`, gets the gradient of
 /// output slice `i` (whose last dim walks the window); overlapping windows add up, in order.
 pub fn unfold_backward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let g = ctx.tensor(0)?;
     let device = common_device(&op, &[&g])?;
     let sizes = ctx.int_list(1)?;

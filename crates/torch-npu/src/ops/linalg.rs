@@ -132,7 +132,7 @@ fn overlaps(a: &View, b: &View) -> bool {
 }
 
 fn product(ctx: &Ctx, form: Form, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let first = if form.has_bias() { 1 } else { 0 };
     let (a, b) = (ctx.tensor(first)?, ctx.tensor(first + 1)?);
     let bias = if form.has_bias() { Some(ctx.tensor(0)?) } else { None };

@@ -97,7 +97,7 @@ fn reduction(ctx: &Ctx, i: usize) -> Result<Reduction> {
 
 /// nll_loss_forward(self, target, weight?, reduction, ignore_index) -> (output, total_weight)
 fn forward(ctx: &Ctx, spatial: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (input, target, weight) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.opt_tensor(2)?);
     let device = common_checks(&op, &input, &target, weight.as_ref())?;
     let red = reduction(ctx, 3)?;
@@ -120,7 +120,7 @@ fn forward(ctx: &Ctx, spatial: bool) -> Result<()> {
 
 /// nll_loss_backward(grad_output, self, target, weight?, reduction, ignore_index, total_weight)
 fn backward(ctx: &Ctx, spatial: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (go, input, target, weight) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?, ctx.opt_tensor(3)?);
     let tw = ctx.tensor(6)?;
     let device = common_checks(&op, &input, &target, weight.as_ref())?;

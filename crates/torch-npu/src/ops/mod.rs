@@ -411,18 +411,30 @@ pub fn common_device(op: &str, tensors: &[&Tensor]) -> Result<i32> {
         .ok_or_else(|| Error::runtime(format!("{op}: expected at least one npu tensor")))
 }
 
-fn table() -> &'static [(std::ffi::CString, Adapter)] {
-    static TABLE: OnceLock<Vec<(std::ffi::CString, Adapter)>> = OnceLock::new();
+/// An entry of the op table: the name it is registered under ("add.Tensor"), the schema
+/// name errors give ("aten::add"), and its adapter.
+struct Entry {
+    name: std::ffi::CString,
+    schema: String,
+    adapter: Adapter,
+}
+
+fn table() -> &'static [Entry] {
+    static TABLE: OnceLock<Vec<Entry>> = OnceLock::new();
     TABLE.get_or_init(|| {
         build_table()
             .into_iter()
-            .map(|(n, a)| (std::ffi::CString::new(n).expect("op names have no NUL"), a))
+            .map(|(n, adapter)| Entry {
+                schema: format!("aten::{}", n.split('.').next().unwrap_or(&n)),
+                name: std::ffi::CString::new(n).expect("op names have no NUL"),
+                adapter,
+            })
             .collect()
     })
 }
 
 pub fn names() -> impl Iterator<Item = &'static str> {
-    table().iter().map(|(n, _)| n.to_str().unwrap_or(""))
+    table().iter().map(|e| e.name.to_str().unwrap_or(""))
 }
 
 #[no_mangle]
@@ -432,21 +444,20 @@ pub extern "C" fn tnpu_op_count() -> usize {
 
 #[no_mangle]
 pub extern "C" fn tnpu_op_name(index: usize) -> *const c_char {
-    table().get(index).map_or(std::ptr::null(), |(n, _)| n.as_ptr())
+    table().get(index).map_or(std::ptr::null(), |e| e.name.as_ptr())
 }
 
 /// # Safety
 /// `ctx` is the shim's call context for this op.
 #[no_mangle]
 pub unsafe extern "C" fn tnpu_op_run(index: usize, ctx: *mut c_void) -> i32 {
-    let Some((_, adapter)) = table().get(index) else {
+    let Some(entry) = table().get(index) else {
         return crate::status::set_error(Error::runtime("unknown npu op"));
     };
-    let adapter = *adapter;
     ffi_call(|| {
-        let ctx = Ctx::new(ctx);
-        adapter.run(&ctx).map_err(|mut e| {
-            if !e.msg.contains(&ctx.op) {
+        let ctx = Ctx::new(ctx, &entry.schema);
+        entry.adapter.run(&ctx).map_err(|mut e| {
+            if !e.msg.contains(ctx.op) {
                 e.msg = format!("{}: {}", ctx.op, e.msg);
             }
             e

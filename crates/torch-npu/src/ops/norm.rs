@@ -44,7 +44,7 @@ fn check_param(op: &str, name: &str, t: &Option<Tensor>, shape: &[i64]) -> Resul
 
 /// native_layer_norm(input, normalized_shape, weight?, bias?, eps) -> (out, mean, rstd)
 fn layer_norm(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let input = ctx.tensor(0)?;
     let normalized = ctx.int_list(1)?;
     let (weight, bias) = (ctx.opt_tensor(2)?, ctx.opt_tensor(3)?);
@@ -98,7 +98,7 @@ fn mask3(ctx: &Ctx, i: usize) -> Result<[bool; 3]> {
 /// native_layer_norm_backward(grad_out, input, normalized_shape, mean, rstd, weight?, bias?,
 /// output_mask) -> (grad_input, grad_weight, grad_bias)
 fn layer_norm_backward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (dy, input) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let normalized = ctx.int_list(2)?;
     let (mean, rstd) = (ctx.tensor(3)?, ctx.tensor(4)?);
@@ -153,7 +153,7 @@ struct BnArgs {
 /// native_batch_norm(input, weight?, bias?, running_mean?, running_var?, training, momentum,
 /// eps) -> (out, save_mean, save_invstd), and the variants torch.compile and export use.
 fn batch_norm(ctx: &Ctx, a: BnArgs) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let input = ctx.tensor(0)?;
     let (w, b) = (ctx.opt_tensor(1)?, ctx.opt_tensor(2)?);
     let (rm, rv) = match a.stats {
@@ -203,7 +203,7 @@ fn batch_norm(ctx: &Ctx, a: BnArgs) -> Result<()> {
 /// native_batch_norm_backward(grad_out, input, weight?, running_mean?, running_var?,
 /// save_mean?, save_invstd?, train, eps, output_mask) -> (grad_input, grad_weight, grad_bias)
 fn batch_norm_backward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (dy, input) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let (w, rm, rv, sm, si) = (ctx.opt_tensor(2)?, ctx.opt_tensor(3)?, ctx.opt_tensor(4)?, ctx.opt_tensor(5)?, ctx.opt_tensor(6)?);
     let (training, eps) = (ctx.bool(7), ctx.double(8));
@@ -238,7 +238,7 @@ fn batch_norm_backward(ctx: &Ctx) -> Result<()> {
 /// native_group_norm_backward(grad_out, input, mean, rstd, weight?, N, C, HxW, group,
 /// output_mask) -> (grad_input, grad_weight, grad_bias).
 fn group_norm_backward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (dy, input, mean, rstd) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?, ctx.tensor(3)?);
     let w = ctx.opt_tensor(4)?;
     let mut all = vec![&dy, &input, &mean, &rstd];

@@ -95,7 +95,7 @@ fn lists(ctx: &Ctx, idx: &[usize], optional: &[bool]) -> Result<Vec<Vec<Tensor>>
 }
 
 fn adam(ctx: &Ctx, decoupled: bool, tensor_lr: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let l = lists(ctx, &[0, 1, 2, 3, 4, 5], &[false, false, false, false, true, false])?;
     if l[0].is_empty() {
         return Ok(());
@@ -140,7 +140,7 @@ fn adam(ctx: &Ctx, decoupled: bool, tensor_lr: bool) -> Result<()> {
 }
 
 fn sgd(ctx: &Ctx, tensor_lr: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let l = lists(ctx, &[0, 1, 2], &[false, false, true])?;
     if l[0].is_empty() {
         return Ok(());

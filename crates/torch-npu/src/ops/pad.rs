@@ -28,7 +28,7 @@ fn padded_sizes(sizes: &[i64], pads: &[i64]) -> Vec<i64> {
 
 /// (self, padding[, out]).
 fn forward(ctx: &Ctx, k: usize, mode: PadMode, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     let pads = ctx.int_list(1)?;
@@ -68,7 +68,7 @@ fn check_pads(op: &str, sizes: &[i64], pads: &[i64], mode: PadMode) -> Result<()
 
 /// (grad_output, self, padding[, grad_input]).
 fn backward(ctx: &Ctx, k: usize, mode: PadMode, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, x) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &x])?;
     let pads = ctx.int_list(2)?;

@@ -43,7 +43,7 @@ fn loss_of(ctx: &Ctx, kind: &str, param: usize) -> PairLoss {
 
 /// (self, target, [weight,] reduction[, beta/delta][, out]).
 fn forward(ctx: &Ctx, kind: &str, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (x, t) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let bce = kind == "bce";
     let weight = if bce { ctx.opt_tensor(2)? } else { None };
@@ -82,7 +82,7 @@ fn forward(ctx: &Ctx, kind: &str, variant: Variant) -> Result<()> {
 
 /// (grad_output, self, target, [weight,] reduction[, beta/delta][, grad_input]).
 fn backward(ctx: &Ctx, kind: &str, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, x, t) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?);
     let bce = kind == "bce";
     let weight = if bce { ctx.opt_tensor(3)? } else { None };
@@ -113,7 +113,7 @@ fn backward(ctx: &Ctx, kind: &str, variant: Variant) -> Result<()> {
 
 /// log_sigmoid_forward(self) -> (output, buffer) and .output(self, *, output, buffer).
 fn log_sigmoid_forward(ctx: &Ctx, out_variant: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     float_only(&op, x.dtype())?;
@@ -133,7 +133,7 @@ fn log_sigmoid_forward(ctx: &Ctx, out_variant: bool) -> Result<()> {
 
 /// log_sigmoid_backward(grad_output, self, buffer) and .grad_input.
 fn log_sigmoid_backward(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, x) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &x])?;
     float_only(&op, x.dtype())?;
@@ -159,7 +159,7 @@ fn halves(op: &str, x: &View, dim: usize) -> Result<(View, View)> {
 
 /// glu(self, dim) and glu.out.
 fn glu(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     float_only(&op, x.dtype())?;
@@ -175,7 +175,7 @@ fn glu(ctx: &Ctx, variant: Variant) -> Result<()> {
 
 /// glu_backward(grad_output, self, dim) and .grad_input.
 fn glu_backward(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, x) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &x])?;
     float_only(&op, x.dtype())?;

@@ -71,7 +71,7 @@ fn output_sizes(op: &str, input: &Tensor, p: &PoolParams) -> Result<Vec<i64>> {
 
 /// max_poolNd_with_indices(self, kernel_size, stride, padding, dilation, ceil_mode)
 fn max_pool(ctx: &Ctx, nd: usize) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     check_input(&op, &x, nd, MAX_INTS)?;
@@ -86,7 +86,7 @@ fn max_pool(ctx: &Ctx, nd: usize) -> Result<()> {
 /// max_poolNd_with_indices_backward(grad_output, self, kernel_size, stride, padding, dilation,
 /// ceil_mode, indices)
 fn max_pool_backward(ctx: &Ctx, nd: usize) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, x, idx) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(7)?);
     let device = common_device(&op, &[&g, &x, &idx])?;
     check_input(&op, &x, nd, &[])?;
@@ -119,7 +119,7 @@ fn avg_params(ctx: &Ctx, first: usize, nd: usize) -> Result<(PoolParams, bool, O
 
 /// avg_poolNd(self, kernel_size, stride, padding, ceil_mode, count_include_pad, divisor_override)
 fn avg_pool(ctx: &Ctx, nd: usize) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     check_input(&op, &x, nd, AVG_INTS)?;
@@ -133,7 +133,7 @@ fn avg_pool(ctx: &Ctx, nd: usize) -> Result<()> {
 /// avg_poolNd_backward(grad_output, self, kernel_size, stride, padding, ceil_mode,
 /// count_include_pad, divisor_override)
 fn avg_pool_backward(ctx: &Ctx, nd: usize) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, x) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &x])?;
     check_input(&op, &x, nd, &[])?;
@@ -159,7 +159,7 @@ fn adaptive_sizes(ctx: &Ctx, x: &Tensor, nd: usize) -> Result<Vec<i64>> {
 
 /// _adaptive_avg_poolNd(self, output_size)
 fn adaptive(ctx: &Ctx, nd: usize) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     check_input(&op, &x, nd, &[])?;
@@ -171,7 +171,7 @@ fn adaptive(ctx: &Ctx, nd: usize) -> Result<()> {
 
 /// _adaptive_avg_poolNd_backward(grad_output, self)
 fn adaptive_backward(ctx: &Ctx, nd: usize) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, x) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &x])?;
     check_input(&op, &x, nd, &[])?;
@@ -182,7 +182,7 @@ fn adaptive_backward(ctx: &Ctx, nd: usize) -> Result<()> {
 
 /// adaptive_max_poolNd(self, output_size) -> (out, indices), and .out(..., *, out, indices).
 fn adaptive_max(ctx: &Ctx, nd: usize, out_args: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     check_input(&op, &x, nd, &[])?;
@@ -205,7 +205,7 @@ fn adaptive_max(ctx: &Ctx, nd: usize, out_args: bool) -> Result<()> {
 /// adaptive_max_poolNd_backward(grad_output, self, indices) [and .grad_input]: the gradient
 /// goes to where each maximum came from, as for max pooling.
 fn adaptive_max_backward(ctx: &Ctx, nd: usize, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, x, idx) = (ctx.tensor(0)?, ctx.tensor(1)?, ctx.tensor(2)?);
     let device = common_device(&op, &[&g, &x, &idx])?;
     check_input(&op, &x, nd, &[])?;

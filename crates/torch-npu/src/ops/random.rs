@@ -210,7 +210,7 @@ fn normal_out_of_place(
     mean: std::result::Result<Tensor, f64>,
     std: std::result::Result<Tensor, f64>,
 ) -> Result<()> {
-    let op = ctx.op.as_str();
+    let op = ctx.op;
     let tensors: Vec<&Tensor> = [mean.as_ref().ok(), std.as_ref().ok()].into_iter().flatten().collect();
     let device = common_device(op, &tensors)?;
     let dtype = tensors[0].dtype();
@@ -263,7 +263,7 @@ pub fn normal_tensor_tensor(ctx: &Ctx) -> Result<()> {
 /// native_dropout(input, p, train?) -> (output, mask): with training (or `train` None), keep
 /// each element with probability 1 - p and scale it by 1 / (1 - p); else copy.
 pub fn native_dropout(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     let p = ctx.double(1);
@@ -299,7 +299,7 @@ pub fn native_dropout(ctx: &Ctx) -> Result<()> {
 
 /// native_dropout_backward(grad_output, mask, scale) -> grad_output * mask * scale
 pub fn native_dropout_backward(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, mask) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &mask])?;
     let scale = ctx.double(2);

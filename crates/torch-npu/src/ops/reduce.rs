@@ -101,7 +101,7 @@ fn run(ctx: &Ctx, op: ReduceOp, src: Tensor, dims: Vec<usize>, keepdim: bool, ou
 
 /// sum(self, *, dtype) / sum.dim_IntList(self, dim, keepdim, *, dtype) / sum.IntList_out / mean.dim / mean.out.
 fn sum_like(ctx: &Ctx, op: ReduceOp, with_dims: bool, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let (src, device) = real_input(ctx)?;
     let (dims, keepdim, dtype_arg) = if with_dims {
         let dims = if ctx.is_none(1) { vec![] } else { ctx.int_list(1)? };
@@ -201,7 +201,7 @@ enum Out {
 
 /// A reduction: `dims`/`keepdim` arguments, output rule and variant.
 fn reduction(ctx: &Ctx, op: ReduceOp, dims: Dims, keepdim_arg: Option<usize>, out_rule: Out, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let (src, device) = real_input(ctx)?;
     let rank = src.sizes().len();
     let dims = match dims {
@@ -249,7 +249,7 @@ fn run_reduction(ctx: &Ctx, op: ReduceOp, src: Tensor, dims: Vec<usize>, keepdim
 
 /// max.dim / min.dim (self, dim, keepdim) -> (values, indices)
 fn with_index(ctx: &Ctx, op: ReduceOp) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let (src, device) = real_input(ctx)?;
     let rank = src.sizes().len();
     let dim = super::softmax::wrap_dim(&name, ctx.int(1), rank)?;
@@ -279,7 +279,7 @@ fn with_index(ctx: &Ctx, op: ReduceOp) -> Result<()> {
 
 /// argmax / argmin (self, dim?, keepdim)
 fn arg(ctx: &Ctx, op: ReduceOp, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let (src, device) = real_input(ctx)?;
     let rank = src.sizes().len();
     let keepdim = ctx.bool(2);
@@ -307,7 +307,7 @@ fn arg(ctx: &Ctx, op: ReduceOp, variant: Variant) -> Result<()> {
 
 /// linalg_vector_norm(self, ord, dim?, keepdim, *, dtype) and .out
 fn vector_norm(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let (src, device) = real_input(ctx)?;
     if !src.dtype().is_floating() {
         return Err(Error::runtime(format!(
@@ -325,7 +325,7 @@ fn vector_norm(ctx: &Ctx, variant: Variant) -> Result<()> {
 /// losses reach): .out(self, p?, dim, keepdim), .dtype_out(self, p?, dim, keepdim, *, dtype),
 /// .Scalar_out(self, p) and .ScalarOpt_dtype_out(self, p?, *, dtype). A missing p is 2.
 fn legacy_norm(ctx: &Ctx, with_dim: bool, with_dtype: bool) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let (src, device) = real_input(ctx)?;
     if !src.dtype().is_floating() {
         return Err(Error::runtime(format!(
@@ -342,7 +342,7 @@ fn legacy_norm(ctx: &Ctx, with_dim: bool, with_dtype: bool) -> Result<()> {
 
 #[allow(clippy::too_many_arguments)]
 fn norm_into(ctx: &Ctx, src: &Tensor, device: i32, p: f64, dims: &[i64], keepdim: bool, out_dtype: DType, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let dims = normalize_dims(dims, src.sizes().len(), &name)?;
     if p < 0.0 && src.numel() == 0 {
         return Err(Error::runtime(format!("{name}: linalg.vector_norm cannot compute the {p} norm on an empty tensor because the operation does not have an identity")));
@@ -361,7 +361,7 @@ fn norm_into(ctx: &Ctx, src: &Tensor, device: i32, p: f64, dims: &[i64], keepdim
 /// var / std (.correction, and .correction_out), and var_mean / std_mean:
 /// (self, dim?, *, correction?, keepdim)
 fn var_std(ctx: &Ctx, std: bool, with_mean: bool, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let (src, device) = real_input(ctx)?;
     if !src.dtype().is_floating() {
         return Err(Error::runtime(format!("{name}: std and var only support floating point and complex dtypes")));

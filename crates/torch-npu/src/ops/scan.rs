@@ -8,7 +8,7 @@ use crate::status::{Error, Result};
 
 /// (self, dim, *, dtype=None[, out]).
 fn scan_impl(ctx: &Ctx, op_kind: ScanOp, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     let dim = wrap_dim(&op, ctx.int(1), x.sizes().len())?;

@@ -9,7 +9,7 @@ use crate::status::{Error, Result};
 
 /// gather(self, dim, index, *, sparse_grad=False) and gather.out.
 fn gather_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (src, index) = (ctx.tensor(0)?, ctx.tensor(2)?);
     let device = common_device(&op, &[&src, &index])?;
     if ctx.bool(3) {
@@ -63,7 +63,7 @@ fn parse_reduce(op: &str, s: &str, legacy: bool) -> Result<ScatterReduce> {
 }
 
 fn scatter_impl(ctx: &Ctx, variant: Variant, source: Source, reduce: Reduce) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (this, index) = (ctx.tensor(0)?, ctx.tensor(2)?);
     let src = match source {
         Source::Tensor => Some(ctx.tensor(3)?),

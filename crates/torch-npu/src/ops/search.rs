@@ -9,7 +9,7 @@ use crate::status::{Error, Result};
 /// Runs the search: `values` is a tensor or a scalar (argument index `vi`).
 #[allow(clippy::too_many_arguments)]
 fn run(ctx: &Ctx, sorted: Tensor, vi: usize, scalar: bool, out_int32: bool, right: bool, sorter: Option<Tensor>, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (values, buf, mut on) = if scalar {
         let (v, b) = scalar_view(ctx.scalar(vi)?)?;
         (v, Some(b), vec![])
@@ -55,7 +55,7 @@ fn run(ctx: &Ctx, sorted: Tensor, vi: usize, scalar: bool, out_int32: bool, righ
 
 /// searchsorted(sorted_sequence, self, *, out_int32, right, side, sorter[, out]).
 fn searchsorted(ctx: &Ctx, scalar: bool, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let sorted = ctx.tensor(0)?;
     let (out_int32, mut right) = (ctx.bool(2), ctx.bool(3));
     if !ctx.is_none(4) {

@@ -32,7 +32,7 @@ fn floating(op: &str, d: DType) -> Result<()> {
 
 /// _softmax(self, dim, half_to_float) / _log_softmax, functional and out=.
 fn forward(ctx: &Ctx, log: bool, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     floating(&op, x.dtype())?;
@@ -49,7 +49,7 @@ fn forward(ctx: &Ctx, log: bool, variant: Variant) -> Result<()> {
 
 /// _softmax_backward_data(grad_output, output, dim, input_dtype), functional and out=.
 fn backward(ctx: &Ctx, log: bool, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (g, y) = (ctx.tensor(0)?, ctx.tensor(1)?);
     let device = common_device(&op, &[&g, &y])?;
     floating(&op, g.dtype())?;

@@ -37,7 +37,7 @@ fn checked_input(ctx: &Ctx) -> Result<(Tensor, i32)> {
 /// sort / sort.values (dim at 1, descending at 2) and sort.stable / sort.values_stable
 /// (stable at 1, dim at 2, descending at 3).
 fn sort(ctx: &Ctx, stable_overload: bool, out_args: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (x, device) = checked_input(ctx)?;
     let base = if stable_overload { 2 } else { 1 };
     let dim = wrap_dim(&op, ctx.int(base), x.sizes().len())?;
@@ -49,7 +49,7 @@ fn sort(ctx: &Ctx, stable_overload: bool, out_args: bool) -> Result<()> {
 
 /// topk(self, k, dim=-1, largest=True, sorted=True) and topk.values.
 fn topk(ctx: &Ctx, out_args: bool) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (x, device) = checked_input(ctx)?;
     let dim = wrap_dim(&op, ctx.int(2), x.sizes().len())?;
     let k = ctx.int(1);

@@ -23,7 +23,7 @@ fn bool_mask(op: &str, what: &str, m: &Input) -> Result<()> {
 
 /// where.self(condition, self, other) and where.self_out.
 fn where_self(ctx: &Ctx, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (cond, a, b) = (input(ctx, 0)?, input(ctx, 1)?, input(ctx, 2)?);
     let Input::Device(c) = &cond else {
         return Err(Error::use_fallback("a host condition"));
@@ -56,7 +56,7 @@ fn where_self(ctx: &Ctx, variant: Variant) -> Result<()> {
 
 /// masked_fill_.Scalar(self, mask, value) and masked_fill_.Tensor (a 0-dim value).
 fn masked_fill_(ctx: &Ctx) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let (s, mask, value) = (ctx.tensor(0)?, input(ctx, 1)?, input(ctx, 2)?);
     bool_mask(&op, "mask", &mask)?;
     if let Input::Device(v) = &value {
@@ -89,7 +89,7 @@ fn masked_fill_(ctx: &Ctx) -> Result<()> {
 
 /// addcmul / addcdiv (self, tensor1, tensor2, *, value) and lerp (self, end, weight).
 fn arith(ctx: &Ctx, op: TernaryOp, variant: Variant) -> Result<()> {
-    let name = ctx.op.clone();
+    let name = ctx.op;
     let (a, b, c) = (input(ctx, 0)?, input(ctx, 1)?, input(ctx, 2)?);
     let value = if op == TernaryOp::Lerp { Scalar::Int(1) } else { ctx.scalar(3)? };
     let p = plan(ctx, &[&a, &b, &c], Kind::Promoted, variant)?;

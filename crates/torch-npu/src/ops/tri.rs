@@ -4,7 +4,7 @@ use super::{common_device, launch, Ctx};
 use crate::status::{Error, Result};
 
 fn triangle(ctx: &Ctx, upper: bool, variant: Variant) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let src = ctx.tensor(0)?;
     let device = common_device(&op, &[&src])?;
     if src.sizes().len() < 2 {

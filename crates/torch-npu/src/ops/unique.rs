@@ -17,7 +17,7 @@ struct Want {
 }
 
 fn run(ctx: &Ctx, w: Want) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     if x.dtype().is_complex() {

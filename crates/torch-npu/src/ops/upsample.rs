@@ -63,7 +63,7 @@ fn check_dtype(op: &str, dtype: DType, mode: Mode, nd: usize) -> Result<()> {
 
 /// (self, output_size, [align_corners,] scales..., *, out).
 fn forward(ctx: &Ctx, nd: usize, mode: Mode) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let x = ctx.tensor(0)?;
     let device = common_device(&op, &[&x])?;
     let output_size = ctx.int_list(1)?;
@@ -93,7 +93,7 @@ fn forward(ctx: &Ctx, nd: usize, mode: Mode) -> Result<()> {
 
 /// (grad_output, output_size, input_size, [align_corners,] scales..., *, grad_input).
 fn backward(ctx: &Ctx, nd: usize, mode: Mode) -> Result<()> {
-    let op = ctx.op.clone();
+    let op = ctx.op;
     let g = ctx.tensor(0)?;
     let device = common_device(&op, &[&g])?;
     let (output_size, input_size) = (ctx.int_list(1)?, ctx.int_list(2)?);
