@@ -143,6 +143,27 @@ def test_resize_and_set():
     assert s.nbytes() == 64
 
 
+def test_resize_waits_only_when_bytes_move():
+    a = torch.randn(1024, 1024, device="npu")
+    # growing a storage with bytes in it copies them: after the queued work that writes them
+    x = torch.zeros(4, device="npu")
+    a @ a @ a  # keeps the stream busy for a while
+    x.add_(1)
+    x.resize_(1 << 20)
+    assert torch.equal(x[:4].cpu(), torch.ones(4))
+    # an out= tensor with no bytes yet (arange makes one) is resized without waiting
+    a @ a @ a
+    out = torch.empty(0, device="npu")
+    torch.arange(10, out=out)
+    assert not torch.npu.current_stream().query()
+    assert torch.equal(out.cpu(), torch.arange(10))
+    # so is one whose storage already holds the new size
+    a @ a @ a
+    x.resize_(3, 5)
+    assert not torch.npu.current_stream().query()
+    assert torch.equal(x.flatten()[:4].cpu(), torch.ones(4))
+
+
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_fill_and_zero(dtype):
     n = torch.empty(5, 3, dtype=dtype, device="npu")

@@ -6,6 +6,7 @@
 #include <ATen/core/op_registration/adaption.h>
 #include <ATen/ops/_reshape_alias_native.h>
 #include <ATen/ops/as_strided_native.h>
+#include <ATen/ops/resize_native.h>
 #include <ATen/ops/unfold_native.h>
 #include <ATen/ops/view_native.h>
 #include <torch/library.h>
@@ -173,8 +174,23 @@ at::Tensor unfold(const at::Tensor& self, int64_t dimension, int64_t size, int64
   return at::native::unfold(self, dimension, size, step);
 }
 
+// resize_ changes only metadata while the storage already holds the new size, or while it
+// holds no bytes yet (a fresh out= tensor, as every arange(out=) makes): then nothing waits for
+// the device. Growing a storage that has bytes copies them on the host, so that first waits
+// for the work queued on the current stream.
+const at::Tensor& resize_(const at::Tensor& self, c10::SymIntArrayRef size,
+                          std::optional<c10::MemoryFormat> memory_format) {
+  const c10::DeviceGuard guard(self.device());
+  plain_for_view(self);
+  const auto sizes = C10_AS_INTARRAYREF_SLOW(size);
+  const size_t have = self.storage().nbytes();
+  const size_t need = at::detail::computeStorageNbytesContiguous(sizes, self.itemsize(),
+                                                                 self.storage_offset());
+  if (need > have && have > 0) sync_current_stream(self.device().index());
+  return at::native::resize_(self, sizes, memory_format);
+}
+
 const char* const kResizeOps[] = {
-    "resize_",
     "set_.source_Storage",
     "set_.source_Storage_storage_offset",
     "set_.source_Tensor",
@@ -217,6 +233,7 @@ TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
   m.impl("as_strided", TORCH_FN(as_strided));
   m.impl("_reshape_alias", TORCH_FN(reshape_alias));
   m.impl("unfold", TORCH_FN(unfold));
+  m.impl("resize_", TORCH_FN(resize_));
   for (const char* name : kViewOps)
     m.impl(name, torch::CppFunction::makeFromBoxedFunction<&redispatch_to_cpu>());
   for (const char* name : kResizeOps)
