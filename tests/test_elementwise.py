@@ -34,7 +34,10 @@ def test_comparisons(op, dtype):
     check(op(a.npu(), 1), op(a, 1))
 
 
-@pytest.mark.parametrize("other", [2, 2.5, True, torch.tensor(3), torch.tensor(1.5, dtype=torch.float64)])
+@pytest.mark.parametrize("other", [2, 2.5, True, torch.tensor(3), torch.tensor(1.5, dtype=torch.float64),
+                                   torch.tensor(1.25, dtype=torch.float16), torch.tensor(0.75, dtype=torch.bfloat16),
+                                   torch.tensor(True), torch.tensor(-3, dtype=torch.int16),
+                                   torch.tensor(2.0)._neg_view()])
 @pytest.mark.parametrize("dtype", [torch.int32, torch.uint8, torch.float16, torch.bfloat16, torch.float32, torch.bool])
 def test_type_promotion_with_scalars(dtype, other):
     a = make((3, 4), dtype, 5)

@@ -319,6 +319,9 @@ fn main() {
     if std::env::args().any(|a| a == "attention") {
         return attention();
     }
+    if std::env::args().any(|a| a == "unary") {
+        return one_unary_op();
+    }
     bench();
     small_op_latency();
     one_unary_op();
