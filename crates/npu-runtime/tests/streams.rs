@@ -261,14 +261,30 @@ fn small_work_behind_queued_work_is_queued_in_order() {
     .unwrap();
     s.synchronize().unwrap();
     assert_eq!(*log.lock().unwrap(), ["slow", "small"]);
-    // Idle again: the next small work runs inline, after everything above.
+    // Idle again: small work runs after everything above (handed to the worker while it is
+    // still awake from its last task, on the caller once the worker has parked).
     let l = log.clone();
     s.launch_small("small2", move || {
         l.lock().unwrap().push("small2");
         Ok(())
     })
     .unwrap();
+    s.synchronize().unwrap();
     assert_eq!(*log.lock().unwrap(), ["slow", "small", "small2"]);
+    let runs_inline_once_parked = (0..1000).any(|_| {
+        std::thread::sleep(Duration::from_millis(1));
+        let ran_on = Arc::new(Mutex::new(None));
+        let r = ran_on.clone();
+        s.launch_small("probe", move || {
+            *r.lock().unwrap() = Some(std::thread::current().id());
+            Ok(())
+        })
+        .unwrap();
+        s.synchronize().unwrap();
+        let on = *ran_on.lock().unwrap();
+        on == Some(me)
+    });
+    assert!(runs_inline_once_parked, "small work on a stream whose worker is parked runs on the caller");
 }
 
 #[test]

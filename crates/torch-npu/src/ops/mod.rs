@@ -367,9 +367,10 @@ where
     Ok(())
 }
 
-/// Work on at most this many elements runs on the calling thread when the stream is idle
-/// (`Stream::launch_small`): below it the hand-off to the stream's worker costs more than the
-/// kernel, and the result stays in the cache of the core that reads it next.
+/// Work on at most this many elements runs on the calling thread when the stream is idle and
+/// its worker parked (`Stream::launch_small`): below it waking the worker costs more than the
+/// kernel, and the result stays in the cache of the core that reads it next. A worker still
+/// awake takes it instead, and runs it while the caller prepares the next op.
 const INLINE_MAX_ELEMENTS: usize = 4096;
 
 /// `launch` for work on `numel` elements that launches nothing itself.
