@@ -311,7 +311,38 @@ fn attention() {
     }
 }
 
+/// 3x3 convolutions at the benchmark's ResNet stage shapes (batch 8, f32), forward and the
+/// two gradients.
+fn convolutions() {
+    for (c, hw) in [(64usize, 56usize), (128, 28), (256, 14), (512, 7)] {
+        let xs = [8, c as i64, hw as i64, hw as i64];
+        let ws = [c as i64, c as i64, 3, 3];
+        let nx = 8 * c * hw * hw;
+        let mut bufs: Vec<Vec<f32>> = [nx, c * c * 9, nx, nx, nx, c * c * 9]
+            .iter()
+            .enumerate()
+            .map(|(k, &n)| (0..n).map(|i| ((i * 7 + k * 3) % 97) as f32 * 0.01 - 0.5).collect())
+            .collect();
+        let sizes = [xs, ws, xs, xs, xs, ws];
+        let v: Vec<View> = bufs.iter_mut().zip(&sizes).map(|(b, s)| view(b, DType::F32, s)).collect();
+        let p = ConvParams {
+            stride: vec![1, 1],
+            padding: vec![1, 1],
+            dilation: vec![1, 1],
+            transposed: false,
+            output_padding: vec![0, 0],
+            groups: 1,
+        };
+        let tf = median_ms(|| conv_forward(&v[2], &v[0], &v[1], None, &p).unwrap(), 11);
+        let tb = median_ms(|| conv_backward(&v[3], &v[0], &v[1], &p, Some(&v[4]), Some(&v[5]), None).unwrap(), 11);
+        println!("conv2d 3x3 {c}ch {hw}x{hw} b8 f32: forward {tf:.2} ms, backward {tb:.2} ms");
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "conv") {
+        return convolutions();
+    }
     // `cargo bench -p npu-kernels --bench micro -- matmul` runs only the products.
     if std::env::args().any(|a| a == "matmul") {
         return matmuls();
