@@ -351,7 +351,7 @@ fn forward_typed<T: Float + 'static>(
         let mut sum = vec![T::ZERO; rq];
         // (scores are written by the product before they are read)
         let mut scratch = Scratch::take::<T>(rq * FWD_BLOCK_K);
-        let s = std::slice::from_raw_parts_mut(scratch.ptr::<T>(), rq * FWD_BLOCK_K);
+        let s = scratch.slice::<T>(rq * FWD_BLOCK_K);
         let end = inp.key_end(i0, rq);
         for j0 in (0..end).step_by(FWD_BLOCK_K) {
             let ck = FWD_BLOCK_K.min(end - j0);
@@ -480,12 +480,6 @@ unsafe fn block_grads<T: Float + 'static>(
     }
 }
 
-/// The probability and score-gradient buffers of a backward task, from per-thread scratch:
-/// [`block_grads`] writes every element it reads.
-unsafe fn block_pair<'a, T>(pb: &'a mut Scratch, db: &'a mut Scratch, len: usize) -> (&'a mut [T], &'a mut [T]) {
-    (std::slice::from_raw_parts_mut(pb.ptr::<T>(), len), std::slice::from_raw_parts_mut(db.ptr::<T>(), len))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn backward_typed<T: Float + 'static>(
     gq: &View,
@@ -543,8 +537,9 @@ fn backward_typed<T: Float + 'static>(
             let (kdst, vdst) = (pdk.at(t * ns * d), pdv.at(t * ns * dv));
             std::slice::from_raw_parts_mut(kdst, ns * d).fill(T::ZERO);
             std::slice::from_raw_parts_mut(vdst, ns * dv).fill(T::ZERO);
+            // (block_grads writes every element of both before reading it)
             let (mut pb, mut db) = (Scratch::take::<T>(BLOCK_Q * BLOCK_K), Scratch::take::<T>(BLOCK_Q * BLOCK_K));
-            let (p, ds) = block_pair(&mut pb, &mut db, BLOCK_Q * BLOCK_K);
+            let (p, ds) = (pb.slice::<T>(BLOCK_Q * BLOCK_K), db.slice::<T>(BLOCK_Q * BLOCK_K));
             for hi in hkv * group..(hkv + 1) * group {
                 let bh = bi * h + hi;
                 for i0 in (0..l).step_by(BLOCK_Q) {
@@ -590,7 +585,7 @@ fn backward_typed<T: Float + 'static>(
             std::slice::from_raw_parts_mut(kdst, ck * d).fill(T::ZERO);
             std::slice::from_raw_parts_mut(vdst, ck * dv).fill(T::ZERO);
             let (mut pb, mut db) = (Scratch::take::<T>(BLOCK_Q * ck), Scratch::take::<T>(BLOCK_Q * ck));
-            let (p, ds) = block_pair(&mut pb, &mut db, BLOCK_Q * ck);
+            let (p, ds) = (pb.slice::<T>(BLOCK_Q * ck), db.slice::<T>(BLOCK_Q * ck));
             for hi in hkv * group..(hkv + 1) * group {
                 let bh = bi * h + hi;
                 // causal: rows before j0 see none of this block
@@ -630,7 +625,7 @@ fn backward_typed<T: Float + 'static>(
             let qdst = pdq.at((bh * l + i0) * d);
             std::slice::from_raw_parts_mut(qdst, rq * d).fill(T::ZERO);
             let (mut pb, mut db) = (Scratch::take::<T>(rq * BLOCK_K), Scratch::take::<T>(rq * BLOCK_K));
-            let (p, ds) = block_pair(&mut pb, &mut db, rq * BLOCK_K);
+            let (p, ds) = (pb.slice::<T>(rq * BLOCK_K), db.slice::<T>(rq * BLOCK_K));
             let end = inp.key_end(i0, rq);
             for j0 in (0..end).step_by(BLOCK_K) {
                 let ck = BLOCK_K.min(end - j0);

@@ -408,7 +408,8 @@ fn exp_nonpos_f32(y: f32) -> f32 {
 
 /// e^y for the scores of a softmax after subtracting the row maximum (y <= 0, or a rounding
 /// error above it): [`exp_nonpos_f32`], with exact zeros below -87 (masked keys give -inf)
-/// and NaN kept. Half the instructions of [`exp_f32`], which attention's rows are bound by.
+/// and NaN kept. One clamp and one scaling where [`exp_f32`] needs the full range, and fused
+/// multiply-adds: attention's rows are bound by this exp.
 #[inline(always)]
 pub(crate) fn exp_softmax_f32(y: f32) -> f32 {
     let e = exp_nonpos_f32(y);

@@ -42,6 +42,15 @@ impl Scratch {
     pub(crate) fn ptr<T>(&mut self) -> *mut T {
         self.0.as_mut_ptr() as *mut T
     }
+
+    /// The first `len` values of the buffer as a slice of `T`.
+    ///
+    /// # Safety
+    /// As for [`Scratch::take`]: `T` is a plain number type, and `len` is at most what was taken.
+    pub(crate) unsafe fn slice<T>(&mut self, len: usize) -> &mut [T] {
+        assert!(len * std::mem::size_of::<T>() <= self.0.len() * 8, "scratch buffer too small");
+        std::slice::from_raw_parts_mut(self.ptr::<T>(), len)
+    }
 }
 
 impl Drop for Scratch {

@@ -6,10 +6,10 @@ use crate::status::{Error, Result};
 
 fn fill(ctx: &Ctx, value: Scalar) -> Result<()> {
     let dst = ctx.tensor(0)?;
-    let device = common_device(&ctx.op, &[&dst])?;
+    let device = common_device(ctx.op, &[&dst])?;
     if dst.numel() > 0 {
         let view = dst.view.clone();
-        launch_sized(&ctx.op, device, view.numel(), move || npu_kernels::fill(&view, value).map_err(|e| e.0))?;
+        launch_sized(ctx.op, device, view.numel(), move || npu_kernels::fill(&view, value).map_err(|e| e.0))?;
     }
     ctx.return_arg(0);
     Ok(())

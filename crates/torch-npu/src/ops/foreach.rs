@@ -27,7 +27,7 @@ enum Value {
 }
 
 fn values(ctx: &Ctx, other: Other, n: usize, selves: &[Tensor]) -> Result<Vec<(Value, Operand)>> {
-    let op = &ctx.op;
+    let op = ctx.op;
     let mismatch = |m: usize| Error::runtime(format!("{op}: Tensor lists must have the same number of tensors, got {n} and {m}"));
     match other {
         Other::List(i) => {
@@ -87,7 +87,7 @@ fn finish(ctx: &Ctx, inplace: bool, device: Option<i32>, work: Vec<Item>) -> Res
         ctx.pack_results();
     }
     let Some(device) = device else { return Ok(()) };
-    launch(&ctx.op, device, move || {
+    launch(ctx.op, device, move || {
         let (big, small): (Vec<Item>, Vec<Item>) = work.into_iter().partition(|w| w.0 >= SPLIT_MIN_ELEMENTS);
         big.into_iter().try_for_each(|w| (w.1)())?;
         small.into_par_iter().try_for_each(|w| npu_kernels::with_sequential(w.1))
@@ -97,7 +97,7 @@ fn finish(ctx: &Ctx, inplace: bool, device: Option<i32>, work: Vec<Item>) -> Res
 fn selves(ctx: &Ctx) -> Result<(Vec<Tensor>, Option<i32>)> {
     let list = ctx.tensor_list(0)?;
     let refs: Vec<&Tensor> = list.iter().collect();
-    let device = if list.is_empty() { None } else { Some(common_device(&ctx.op, &refs)?) };
+    let device = if list.is_empty() { None } else { Some(common_device(ctx.op, &refs)?) };
     if list.iter().any(|t| t.dtype().is_complex()) {
         return Err(Error::use_fallback("complex tensors"));
     }

@@ -44,7 +44,7 @@ fn value_arg(ctx: &Ctx, i: usize, tensor: bool) -> Result<Value> {
         return Ok(Value::Now(ctx.double(i)));
     }
     let t = ctx.tensor(i)?;
-    one_element(&ctx.op, &t, "lr")?;
+    one_element(ctx.op, &t, "lr")?;
     Ok(match t.device {
         DeviceKind::Cpu => Value::Now(read_scalar(&t.view).map_err(Error::runtime)?),
         _ => Value::OnStream(t.view),
@@ -63,7 +63,7 @@ fn scaler_args(ctx: &Ctx, i: usize) -> Result<(Option<View>, Option<View>)> {
     let mut out = [None, None];
     for (k, name) in ["grad_scale", "found_inf"].iter().enumerate() {
         if let Some(t) = ctx.opt_tensor(i + k)? {
-            one_element(&ctx.op, &t, name)?;
+            one_element(ctx.op, &t, name)?;
             out[k] = Some(t.view);
         }
     }
@@ -83,7 +83,7 @@ fn check_layouts(op: &str, views: &[Vec<View>]) -> Result<()> {
 
 /// Lists that must have one tensor per parameter (or be empty when `optional`).
 fn lists(ctx: &Ctx, idx: &[usize], optional: &[bool]) -> Result<Vec<Vec<Tensor>>> {
-    let op = &ctx.op;
+    let op = ctx.op;
     let all: Vec<Vec<Tensor>> = idx.iter().map(|&i| ctx.tensor_list(i)).collect::<Result<_>>()?;
     let n = all[0].len();
     for (k, l) in all.iter().enumerate() {

@@ -28,11 +28,11 @@ where
     K: FnOnce(&View, u64, u64) -> std::result::Result<u64, KernelError> + Send + 'static,
 {
     let dst = ctx.tensor(0)?;
-    let device = common_device(&ctx.op, &[&dst])?;
+    let device = common_device(ctx.op, &[&dst])?;
     if dst.numel() > 0 {
         let (seed, offset) = ctx.generator(gen_arg, device, counters(dst.numel()))?;
         let view = dst.view.clone();
-        launch(&ctx.op, device, move || kernel(&view, seed, offset).map(|_| ()).map_err(|e| e.0))?;
+        launch(ctx.op, device, move || kernel(&view, seed, offset).map(|_| ()).map_err(|e| e.0))?;
     }
     ctx.return_arg(0);
     Ok(())
@@ -69,9 +69,9 @@ pub fn bernoulli_float(ctx: &Ctx) -> Result<()> {
 pub fn bernoulli_tensor(ctx: &Ctx) -> Result<()> {
     let dst = ctx.tensor(0)?;
     let p = ctx.tensor(1)?;
-    common_device(&ctx.op, &[&dst, &p])?;
+    common_device(ctx.op, &[&dst, &p])?;
     require_float("bernoulli_", p.dtype())?;
-    let p = expand_to(&p.view, dst.sizes(), &ctx.op)?;
+    let p = expand_to(&p.view, dst.sizes(), ctx.op)?;
     random_inplace(ctx, 2, move |v, s, o| npu_kernels::bernoulli_tensor(v, &p, s, o))
 }
 
@@ -172,7 +172,7 @@ pub fn cauchy(ctx: &Ctx) -> Result<()> {
 pub fn randperm(ctx: &Ctx) -> Result<()> {
     let n = ctx.int(0);
     let out = ctx.tensor(2)?;
-    let device = common_device(&ctx.op, &[&out])?;
+    let device = common_device(ctx.op, &[&out])?;
     if n < 0 {
         return Err(Error::runtime(format!("randperm: n must be non-negative, got {n}")));
     }
@@ -185,7 +185,7 @@ pub fn randperm(ctx: &Ctx) -> Result<()> {
     if n > 0 {
         let (seed, offset) = ctx.generator(1, device, counters(n as usize))?;
         let view = out.view.clone();
-        launch(&ctx.op, device, move || {
+        launch(ctx.op, device, move || {
             npu_kernels::randperm(&view, n, seed, offset).map(|_| ()).map_err(|e| e.0)
         })?;
     }

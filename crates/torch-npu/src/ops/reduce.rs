@@ -10,7 +10,7 @@ use crate::status::{Error, Result};
 /// kernels are real-only).
 fn real_input(ctx: &Ctx) -> Result<(Tensor, i32)> {
     let src = ctx.tensor(0)?;
-    let device = common_device(&ctx.op, &[&src])?;
+    let device = common_device(ctx.op, &[&src])?;
     if src.dtype().is_complex() {
         return Err(Error::use_fallback("complex input"));
     }
@@ -96,7 +96,7 @@ fn run(ctx: &Ctx, op: ReduceOp, src: Tensor, dims: Vec<usize>, keepdim: bool, ou
     }
     let dst = kernel_dst(&out, src.sizes(), &dims, keepdim);
     let view = src.view.clone();
-    launch_sized(&ctx.op, device, view.numel(), move || npu_kernels::reduce(op, &dst, &view, &dims, acc).map_err(|e| e.0))
+    launch_sized(ctx.op, device, view.numel(), move || npu_kernels::reduce(op, &dst, &view, &dims, acc).map_err(|e| e.0))
 }
 
 /// sum(self, *, dtype) / sum.dim_IntList(self, dim, keepdim, *, dtype) / sum.IntList_out / mean.dim / mean.out.

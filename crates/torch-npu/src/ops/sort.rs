@@ -12,7 +12,7 @@ fn outputs(ctx: &Ctx, out_args: bool, sizes: &[i64], dtype: DType, device: i32) 
     }
     let (vi, ii) = (ctx.nargs() - 2, ctx.nargs() - 1);
     let (v, i) = (ctx.tensor(vi)?, ctx.tensor(ii)?);
-    common_device(&ctx.op, &[&v, &i])?;
+    common_device(ctx.op, &[&v, &i])?;
     if v.dtype() != dtype || i.dtype() != DType::I64 {
         return Err(Error::runtime(format!(
             "{}: expected values of dtype {} and indices of dtype int64, got {} and {}",
@@ -27,7 +27,7 @@ fn outputs(ctx: &Ctx, out_args: bool, sizes: &[i64], dtype: DType, device: i32) 
 
 fn checked_input(ctx: &Ctx) -> Result<(Tensor, i32)> {
     let x = ctx.tensor(0)?;
-    let device = common_device(&ctx.op, &[&x])?;
+    let device = common_device(ctx.op, &[&x])?;
     if x.dtype().is_complex() {
         return Err(Error::use_fallback("complex input"));
     }
