@@ -65,7 +65,8 @@ def _to_npu(cpu: torch.Tensor, npu_format, device):
 
 def create_common_tensor(item, minValue, maxValue, device=None):
     """``item = [numpy dtype, npu format (-1: none), shape]``: uniform random values in
-    [minValue, maxValue) as a CPU tensor and the same values on the npu."""
+    [minValue, maxValue) (drawn in float64, so rounding to a narrow dtype can reach maxValue)
+    as a CPU tensor and the same values on the npu."""
     dtype, npu_format, shape = item[0], item[1], item[2]
     data = np.random.uniform(minValue, maxValue, shape).astype(dtype)
     return torch.from_numpy(data), _to_npu(torch.from_numpy(data), npu_format, device or get_npu_device())
