@@ -314,7 +314,12 @@ fn attention() {
 /// 3x3 convolutions at the benchmark's ResNet stage shapes (batch 8, f32), forward and the
 /// two gradients.
 fn convolutions() {
+    // `-- conv 256` times only the shapes whose channel count is given.
+    let only: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
     for (c, hw) in [(64usize, 56usize), (128, 28), (256, 14), (512, 7)] {
+        if !only.is_empty() && !only.contains(&c) {
+            continue;
+        }
         let xs = [8, c as i64, hw as i64, hw as i64];
         let ws = [c as i64, c as i64, 3, 3];
         let nx = 8 * c * hw * hw;

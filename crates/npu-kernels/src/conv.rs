@@ -722,7 +722,7 @@ unsafe fn forward<T: Real>(
     let spatial: usize = out.sizes[2..].iter().map(|&s| s as usize).product();
     init_channels(op, pr.n, out.sizes[1] as usize, spatial, bp);
     if let Some(ws) = winograd_shape(pr, ct, transposed) {
-        winograd::conv3x3(&ws, cast(ip), cast(wp), cast(op));
+        winograd::conv3x3(&ws, cast(ip), cast(wp), false, cast(op));
     } else if transposed {
         op_b(pr, ip, wp, op);
     } else {
@@ -787,13 +787,7 @@ unsafe fn backward<T: Real>(
         init_channels(op, pr.n, gi.sizes[1] as usize, spatial, None);
         if let Some(ws) = winograd_shape(pr, ct, transposed).and_then(|_| input_grad_shape(pr)) {
             // grad_input = conv(grad_out, w') with w'[c][o] = w[o][c] rotated by 180 degrees
-            let (cx, cy) = (pr.cx, pr.cy);
-            let mut wt = Scratch::take::<f32>(cx * cy * 9);
-            let (src, dst) = (cast::<T>(P(w.ptr::<T>())), P(wt.ptr::<f32>()));
-            for (o, c, k) in (0..cy).flat_map(|o| (0..cx).flat_map(move |c| (0..9).map(move |k| (o, c, k)))) {
-                *dst.at((c * cy + o) * 9 + 8 - k) = *src.at((o * cx + c) * 9 + k);
-            }
-            winograd::conv3x3(&ws, cast(dyp), dst, cast(op));
+            winograd::conv3x3(&ws, cast(dyp), cast(P(w.ptr::<T>())), true, cast(op));
         } else if transposed {
             op_a(pr, dyp, P(w.ptr::<T>()), op);
         } else {

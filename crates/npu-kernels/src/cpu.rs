@@ -64,5 +64,33 @@ macro_rules! with_avx2 {
             $body::<$($g),*>($($arg),*)
         }
     };
+    // The same for an `unsafe fn` body (raw pointers): the caller upholds the body's contract.
+    (
+        $(#[$m:meta])*
+        $vis:vis unsafe fn $name:ident<$($g:ident: $bound:path),*>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)?
+        => $body:ident
+    ) => {
+        $(#[$m])*
+        $vis unsafe fn $name<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+                unsafe fn avx512<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$($g),*>($($arg),*)
+                }
+                #[target_feature(enable = "avx2,fma")]
+                unsafe fn avx2<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
+                    $body::<$($g),*>($($arg),*)
+                }
+                if $crate::cpu::avx512() {
+                    return avx512::<$($g),*>($($arg),*);
+                }
+                if $crate::cpu::avx2() {
+                    return avx2::<$($g),*>($($arg),*);
+                }
+            }
+            $body::<$($g),*>($($arg),*)
+        }
+    };
 }
 pub(crate) use with_avx2;

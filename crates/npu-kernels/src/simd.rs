@@ -67,6 +67,49 @@ pub(crate) unsafe fn f16_to_f32(src: *const f16, dst: *mut f32, n: usize) {
     }
 }
 
+/// `dst[j * dst_stride + i] (+)= src[i * src_stride + j]` for `i < rows`, `j < cols`: a
+/// transposed copy of a strided f32 block, added to `dst` when `accumulate`. Layout changes
+/// (channels first <-> channels last) that otherwise run a scalar load and store per value.
+///
+/// # Safety
+/// Both blocks are valid for those elements and do not overlap.
+pub(crate) unsafe fn transpose_f32(
+    src: *const f32,
+    src_stride: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+    (rows, cols): (usize, usize),
+    accumulate: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if crate::cpu::avx512() {
+        return x86::transpose_f32_avx512(src, src_stride, dst, dst_stride, (rows, cols), accumulate);
+    }
+    transpose_f32_scalar(src, src_stride, dst, dst_stride, (rows, cols), accumulate)
+}
+
+/// [`transpose_f32`] one value at a time, in 16 x 16 blocks so both sides stay in cache lines
+/// already loaded.
+unsafe fn transpose_f32_scalar(
+    src: *const f32,
+    src_stride: usize,
+    dst: *mut f32,
+    dst_stride: usize,
+    (rows, cols): (usize, usize),
+    accumulate: bool,
+) {
+    for r0 in (0..rows).step_by(16) {
+        for c0 in (0..cols).step_by(16) {
+            for j in c0..(c0 + 16).min(cols) {
+                for i in r0..(r0 + 16).min(rows) {
+                    let (v, d) = (*src.add(i * src_stride + j), dst.add(j * dst_stride + i));
+                    *d = if accumulate { *d + v } else { v };
+                }
+            }
+        }
+    }
+}
+
 #[cfg(target_arch = "x86_64")]
 mod x86 {
     use half::{bf16, f16};
@@ -165,6 +208,69 @@ mod x86 {
             *dst.add(k) = (*src.add(k)).to_f32();
         }
     }
+
+    /// [`super::transpose_f32`] in 16 x 16 blocks held in registers; masked loads and stores
+    /// take the partial blocks at the edges.
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2")]
+    pub(super) unsafe fn transpose_f32_avx512(
+        src: *const f32,
+        src_stride: usize,
+        dst: *mut f32,
+        dst_stride: usize,
+        (rows, cols): (usize, usize),
+        accumulate: bool,
+    ) {
+        let mask = |n: usize| if n >= 16 { 0xFFFF } else { ((1u32 << n) - 1) as __mmask16 };
+        for r0 in (0..rows).step_by(16) {
+            let nr = (rows - r0).min(16);
+            for c0 in (0..cols).step_by(16) {
+                let nc = (cols - c0).min(16);
+                let mut r = [_mm512_setzero_ps(); 16];
+                for (i, v) in r.iter_mut().enumerate().take(nr) {
+                    *v = _mm512_maskz_loadu_ps(mask(nc), src.add((r0 + i) * src_stride + c0));
+                }
+                transpose16(&mut r);
+                for (j, &v) in r.iter().enumerate().take(nc) {
+                    let d = dst.add((c0 + j) * dst_stride + r0);
+                    let v = if accumulate { _mm512_add_ps(_mm512_maskz_loadu_ps(mask(nr), d), v) } else { v };
+                    _mm512_mask_storeu_ps(d, mask(nr), v);
+                }
+            }
+        }
+    }
+
+    /// Transposes the 16 x 16 matrix whose rows are `r`: interleaving 32-bit, then 64-bit
+    /// elements leaves `u[4k + m]`'s 128-bit lane L holding rows 4k..4k+3 of column 4L + m;
+    /// two rounds of lane shuffles gather each column's four lanes.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn transpose16(r: &mut [__m512; 16]) {
+        let mut t = [_mm512_setzero_ps(); 16];
+        for k in 0..8 {
+            t[2 * k] = _mm512_unpacklo_ps(r[2 * k], r[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_ps(r[2 * k], r[2 * k + 1]);
+        }
+        let (pd, ps) = (_mm512_castps_pd, _mm512_castpd_ps);
+        let mut u = [_mm512_setzero_ps(); 16];
+        for k in 0..4 {
+            let (a, b, c, d) = (pd(t[4 * k]), pd(t[4 * k + 1]), pd(t[4 * k + 2]), pd(t[4 * k + 3]));
+            u[4 * k] = ps(_mm512_unpacklo_pd(a, c));
+            u[4 * k + 1] = ps(_mm512_unpackhi_pd(a, c));
+            u[4 * k + 2] = ps(_mm512_unpacklo_pd(b, d));
+            u[4 * k + 3] = ps(_mm512_unpackhi_pd(b, d));
+        }
+        for m in 0..4 {
+            // lanes (0, 2) and (1, 3) of rows 0-7, then of rows 8-15
+            let v0 = _mm512_shuffle_f32x4::<0x88>(u[m], u[4 + m]);
+            let v1 = _mm512_shuffle_f32x4::<0xDD>(u[m], u[4 + m]);
+            let v2 = _mm512_shuffle_f32x4::<0x88>(u[8 + m], u[12 + m]);
+            let v3 = _mm512_shuffle_f32x4::<0xDD>(u[8 + m], u[12 + m]);
+            r[m] = _mm512_shuffle_f32x4::<0x88>(v0, v2);
+            r[4 + m] = _mm512_shuffle_f32x4::<0x88>(v1, v3);
+            r[8 + m] = _mm512_shuffle_f32x4::<0xDD>(v0, v2);
+            r[12 + m] = _mm512_shuffle_f32x4::<0xDD>(v1, v3);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -218,6 +324,33 @@ mod tests {
             unsafe { bf16_to_f32(b.as_ptr(), back.as_mut_ptr(), n) };
             for (x, y) in b.iter().zip(&back) {
                 assert_eq!(x.to_f32().to_bits(), y.to_bits());
+            }
+        }
+    }
+
+    /// Transposed copies and sums against the plain loop: whole and partial 16 x 16 blocks,
+    /// strides wider than the block, empty blocks.
+    #[test]
+    fn transpose_matches_loop() {
+        for (rows, cols) in [(16, 16), (3, 5), (17, 33), (40, 7), (1, 16), (0, 4), (64, 56)] {
+            let (ss, ds) = (cols + 3, rows + 5);
+            let src: Vec<f32> = (0..rows * ss).map(|i| i as f32 * 0.5 - 7.0).collect();
+            for accumulate in [false, true] {
+                let init: Vec<f32> = (0..cols * ds).map(|i| (i % 11) as f32).collect();
+                let (mut got, mut scalar) = (init.clone(), init.clone());
+                unsafe {
+                    transpose_f32(src.as_ptr(), ss, got.as_mut_ptr(), ds, (rows, cols), accumulate);
+                    transpose_f32_scalar(src.as_ptr(), ss, scalar.as_mut_ptr(), ds, (rows, cols), accumulate);
+                }
+                let mut want = init.clone();
+                for i in 0..rows {
+                    for j in 0..cols {
+                        let v = src[i * ss + j];
+                        want[j * ds + i] = if accumulate { want[j * ds + i] + v } else { v };
+                    }
+                }
+                assert_eq!(got, want, "{rows}x{cols} accumulate {accumulate}");
+                assert_eq!(scalar, want, "scalar {rows}x{cols} accumulate {accumulate}");
             }
         }
     }

@@ -2,17 +2,24 @@
 //! 2015): each 2x2 block of outputs is `A^T [(G g G^T) ⊙ (B^T d B)] A` for the 4x4 input patch
 //! `d` under it, so one block takes 16 multiplies instead of 36. Summed over input channels,
 //! the 16 element-wise products become 16 independent matrix products
-//! `M[e] = U[e] @ V[e]`, `U[e]` `[cy, cx]` from the weights and `V[e]` `[cx, tiles]` from the
-//! input, which run on the GEMM kernel: 2.25x fewer multiply-adds than im2col + GEMM. The
-//! input gradient is such a convolution too; the weight gradient is the transpose of the same
-//! steps (`dU[e] = dM[e] @ V[e]^T`, then `G^T dU G`).
+//! `M[e] = V[e] @ U[e]`, `V[e]` `[tiles, cx]` from the input and `U[e]` `[cx, cy]` from the
+//! weights, which run on the GEMM kernel: 2.25x fewer multiply-adds than im2col + GEMM. The
+//! input gradient is such a convolution too (of the output gradient, with the weights rotated
+//! and their channels swapped); the weight gradient is the transpose of the same steps
+//! (`dU[e] = dM[e]^T @ V[e]`, then `G^T dU G`).
 //!
-//! The transforms use only additions, subtractions and halvings, so rounding stays close to a
-//! direct sum (PyTorch CPU's oneDNN and cuDNN use the same algorithm for such shapes).
+//! The transformed tiles are laid out channels last, so the input and output transforms run
+//! along whole rows of channels (full vectors at any image size, even 7x7); the images are
+//! copied channels last once per block. The weight transforms are small products with the
+//! 16 x 9 matrix of `G ⊗ G`. The transforms use only additions, subtractions and halvings,
+//! so rounding stays close to a direct sum (PyTorch CPU's oneDNN and cuDNN use the same
+//! algorithm for such shapes).
 
+use crate::cpu::with_avx2;
 use crate::dense::{Mat, P};
 use crate::gemm_split;
 use crate::scratch::Scratch;
+use crate::simd::transpose_f32;
 use crate::view::{par_ranges, sequential};
 
 /// A stride-1, dilation-1, single-group 3x3 convolution of f32 planes.
@@ -36,42 +43,69 @@ impl Shape {
         let (ho, wo) = self.out();
         (ho.div_ceil(2), wo.div_ceil(2))
     }
+    /// The padded input the tiles cover (at least `h + 2 * pad` by `w + 2 * pad`).
+    fn padded(&self) -> (usize, usize) {
+        let (th, tw) = self.tiles();
+        (2 * th + 2, 2 * tw + 2)
+    }
+    /// Blocks of images `(first, count)` whose tiles make one set of products.
+    fn blocks(&self) -> impl Iterator<Item = (usize, usize)> {
+        let (th, tw) = self.tiles();
+        let (n, nb) = (self.n, TARGET_TILES.div_ceil((th * tw).max(1)).clamp(1, self.n.max(1)));
+        (0..n).step_by(nb).map(move |n0| (n0, nb.min(n - n0)))
+    }
 }
 
 /// Whether Winograd pays off: enough channels for the products to dominate the transforms,
 /// and outputs large enough that few tiles hang over the edge (7x7 computes 8x8).
 pub(crate) fn worth_it(s: &Shape) -> bool {
     let (ho, wo) = s.out();
-    s.cx >= 16 && s.cy >= 16 && ho >= 12 && wo >= 12 && s.pad[0] <= 2 && s.pad[1] <= 2
+    s.cx >= 16 && s.cy >= 16 && ho >= 6 && wo >= 6 && s.pad[0] <= 2 && s.pad[1] <= 2
 }
 
-/// Tiles (columns of `V[e]`) per product, to bound the transformed buffers.
-const TARGET_TILES: usize = 512;
+/// Tiles (rows of `V[e]`) per product, to bound the transformed buffers.
+const TARGET_TILES: usize = 1024;
 
-/// `y[n, cy, ho, wo] += conv(x[n, cx, h, w], w[cy, cx, 3, 3])`, all contiguous f32.
+/// `G ⊗ G` as a 16 x 9 matrix: `(G g G^T)[a][b] = sum_k T[a * 4 + b][k] g[k]` for a 3x3 kernel
+/// `g` flattened row by row, `G` = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1]. `rotated` applies it to
+/// the kernel turned by 180 degrees (`g[8 - k]`).
+fn kernel_transform(rotated: bool) -> [f32; 144] {
+    const G: [[f32; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
+    std::array::from_fn(|i| {
+        let (e, k) = (i / 9, i % 9);
+        let k = if rotated { 8 - k } else { k };
+        G[e / 4][k / 3] * G[e % 4][k % 3]
+    })
+}
+
+/// `y[n, cy, ho, wo] += conv(x[n, cx, h, w], w)`, all contiguous f32, with `w` either the
+/// weight `[cy, cx, 3, 3]` or, when `rotated`, the weight `[cx, cy, 3, 3]` of the convolution
+/// whose input gradient this is (each kernel turned by 180 degrees).
 ///
 /// # Safety
 /// The pointers address contiguous tensors of these shapes; `y` is written by no one else.
-pub(crate) unsafe fn conv3x3(s: &Shape, x: P<f32>, w: P<f32>, y: P<f32>) {
+pub(crate) unsafe fn conv3x3(s: &Shape, x: P<f32>, w: P<f32>, rotated: bool, y: P<f32>) {
     let (th, tw) = s.tiles();
-    let tpi = th * tw;
-    if s.n == 0 || tpi == 0 {
+    if s.n == 0 || th * tw == 0 {
         return;
     }
-    let mut u = Scratch::take::<f32>(16 * s.cy * s.cx);
+    // U[e] holds the transformed kernels in the weight's own (out, in) order, so the product's
+    // right operand [cx, cy] is its transpose unless the weight's channels are swapped.
+    let plane = s.cx * s.cy;
+    let mut u = Scratch::take::<f32>(16 * plane);
     let up = P(u.ptr::<f32>());
-    filter_transform(s, w, up);
-    let nb = TARGET_TILES.div_ceil(tpi).clamp(1, s.n);
-    for n0 in (0..s.n).step_by(nb) {
-        let nb = nb.min(s.n - n0);
-        let t = nb * tpi;
-        let (mut v, mut m) = (Scratch::take::<f32>(16 * s.cx * t), Scratch::take::<f32>(16 * s.cy * t));
+    let t = kernel_transform(rotated);
+    let (tm, wm) = (Mat::row_major(t.as_ptr(), 9, false), Mat::row_major(w.get(), 9, true));
+    gemm_split::gemm((16, plane, 9), Mat::row_major(up.get(), plane, false), false, tm, wm, 0.0, 1.0, true);
+    let b = |e: usize| Mat::row_major(up.at(e * plane), if rotated { s.cy } else { s.cx }, !rotated);
+    for (n0, nb) in s.blocks() {
+        let t = nb * th * tw;
+        let (mut v, mut m) = (Scratch::take::<f32>(16 * t * s.cx), Scratch::take::<f32>(16 * t * s.cy));
         let (vp, mp) = (P(v.ptr::<f32>()), P(m.ptr::<f32>()));
         input_transform(s, x, n0, nb, vp);
         sixteen(|e| {
-            let (a, b, d) = (up.at(e * s.cy * s.cx), vp.at(e * s.cx * t), mp.at(e * s.cy * t));
-            let (a, b) = (Mat::row_major(a, s.cx, false), Mat::row_major(b, t, false));
-            gemm_split::gemm((s.cy, t, s.cx), Mat::row_major(d, t, false), false, a, b, 0.0, 1.0, false);
+            let (a, d) = (Mat::row_major(vp.at(e * t * s.cx), s.cx, false), Mat::row_major(mp.at(e * t * s.cy), s.cy, false));
+            gemm_split::gemm((t, s.cy, s.cx), d, false, a, b(e), 0.0, 1.0, false);
         });
         output_transform(s, mp, n0, nb, y);
     }
@@ -87,212 +121,299 @@ fn sixteen(product: impl Fn(usize) + Sync) {
     }
 }
 
-/// `U[e][o][c]` = `G g G^T` for the 3x3 kernel `g` of (o, c), `G` = [1 0 0; .5 .5 .5; .5 -.5 .5; 0 0 1].
-unsafe fn filter_transform(s: &Shape, w: P<f32>, u: P<f32>) {
-    let plane = s.cy * s.cx;
-    par_ranges(plane, 256, |r| {
-        for oc in r {
-            let g = std::slice::from_raw_parts(w.at(oc * 9), 9);
-            let col = |a: f32, b: f32, c: f32| [a, 0.5 * (a + b + c), 0.5 * (a - b + c), c];
-            // G g: 4 rows of 3
-            let gg: [[f32; 3]; 4] = {
-                let c0 = col(g[0], g[3], g[6]);
-                let c1 = col(g[1], g[4], g[7]);
-                let c2 = col(g[2], g[5], g[8]);
-                std::array::from_fn(|i| [c0[i], c1[i], c2[i]])
+/// Images `n0..n0 + nb` of `x` `[n, c, h, w]` as `[nb, ph, pw, c]`, zero around the image.
+unsafe fn channels_last(s: &Shape, x: P<f32>, n0: usize, nb: usize) -> Scratch {
+    let (ph, pw) = s.padded();
+    let (c, hw) = (s.cx, s.h * s.w);
+    let mut buf = Scratch::take::<f32>(nb * ph * pw * c);
+    let bp = P(buf.ptr::<f32>());
+    par_ranges(nb * ph, 1, |r| {
+        for row in r {
+            let (i, py) = (row / ph, row % ph);
+            let dst = bp.slice(row * pw * c, pw * c);
+            let Some(yy) = py.checked_sub(s.pad[0]).filter(|&yy| yy < s.h) else {
+                dst.fill(0.0);
+                continue;
             };
-            for (i, row) in gg.iter().enumerate() {
-                let t = col(row[0], row[1], row[2]);
-                for (j, &v) in t.iter().enumerate() {
-                    *u.at((i * 4 + j) * plane + oc) = v;
-                }
-            }
+            let (left, rest) = dst.split_at_mut(s.pad[1] * c);
+            let (mid, right) = rest.split_at_mut(s.w * c);
+            left.fill(0.0);
+            right.fill(0.0);
+            let src = x.at((n0 + i) * c * hw + yy * s.w);
+            transpose_f32(src, hw, mid.as_mut_ptr(), c, (c, s.w), false);
+        }
+    });
+    buf
+}
+
+/// `V[e][i * tiles + t][c]` = `B^T d B` for the 4x4 patch `d` of tile t of image n0 + i and
+/// channel c, `B^T` = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. Jobs are rows of tiles.
+unsafe fn input_transform(s: &Shape, x: P<f32>, n0: usize, nb: usize, v: P<f32>) {
+    let mut xl = channels_last(s, x, n0, nb);
+    let xp = P(xl.ptr::<f32>());
+    let ((th, tw), (ph, pw), c) = (s.tiles(), s.padded(), s.cx);
+    let t = nb * th * tw;
+    par_ranges(nb * th, 1, |r| {
+        for job in r {
+            let (i, ty) = (job / th, job % th);
+            input_row(xp.at((i * ph + 2 * ty) * pw * c), pw, c, tw, v.at(job * tw * c), t * c);
         }
     });
 }
 
-/// `V[e][c][i * tiles + t]` = `B^T d B` for the 4x4 patch `d` of tile t of image n0 + i,
-/// `B^T` = [1 0 -1 0; 0 1 1 0; 0 -1 1 0; 0 1 0 -1]. Each plane is first copied into a
-/// zero-bordered buffer, so every tile reads without bounds checks, and both halves of the
-/// transform run along whole rows (loops the compiler vectorizes).
-unsafe fn input_transform(s: &Shape, x: P<f32>, n0: usize, nb: usize, v: P<f32>) {
-    let (th, tw) = s.tiles();
-    let (tpi, t) = (th * tw, nb * th * tw);
-    let (ph, pw) = (2 * th + 2, 2 * tw + 2); // the padded plane the tiles cover
-    par_ranges(nb * s.cx, 1, |r| {
-        let mut buf = vec![0f32; ph * pw + 4 * pw];
-        let (plane, rows) = buf.split_at_mut(ph * pw);
-        for job in r {
-            let (i, c) = (job / s.cx, job % s.cx);
-            let img = std::slice::from_raw_parts(x.at(((n0 + i) * s.cx + c) * s.h * s.w), s.h * s.w);
-            plane.fill(0.0);
-            for yy in 0..s.h.min(ph - s.pad[0]) {
-                let dst = &mut plane[(yy + s.pad[0]) * pw + s.pad[1]..][..s.w.min(pw - s.pad[1])];
-                dst.copy_from_slice(&img[yy * s.w..][..dst.len()]);
-            }
-            let col0 = i * tpi;
-            for ty in 0..th {
-                // B^T along the 4 rows of this tile row, for every column at once
-                let r: [&[f32]; 4] = std::array::from_fn(|k| &plane[(2 * ty + k) * pw..][..pw]);
-                let (c0, rest) = rows.split_at_mut(pw);
-                let (c1, rest) = rest.split_at_mut(pw);
-                let (c2, c3) = rest.split_at_mut(pw);
-                for j in 0..pw {
-                    c0[j] = r[0][j] - r[2][j];
-                    c1[j] = r[1][j] + r[2][j];
-                    c2[j] = r[2][j] - r[1][j];
-                    c3[j] = r[1][j] - r[3][j];
-                }
-                // then B along the columns of each tile, written tile after tile
-                for (a, ca) in [&*c0, &*c1, &*c2, &*c3].into_iter().enumerate() {
-                    let out = |b: usize| std::slice::from_raw_parts_mut(v.at(((a * 4 + b) * s.cx + c) * t + col0 + ty * tw), tw);
-                    let (o0, o1, o2, o3) = (out(0), out(1), out(2), out(3));
-                    for tx in 0..tw {
-                        let q = &ca[2 * tx..2 * tx + 4];
-                        o0[tx] = q[0] - q[2];
-                        o1[tx] = q[1] + q[2];
-                        o2[tx] = q[2] - q[1];
-                        o3[tx] = q[1] - q[3];
-                    }
-                }
-            }
+with_avx2! {
+    /// The input transform of a row of `tw` tiles: `xp` is its first padded row, `v` the row's
+    /// first tile in `V[0]`, `step` the distance between the `V[e]`.
+    unsafe fn input_row<>(xp: *const f32, pw: usize, c: usize, tw: usize, v: *mut f32, step: usize) => input_row_body
+}
+
+#[inline(always)]
+unsafe fn input_row_body(xp: *const f32, pw: usize, c: usize, tw: usize, v: *mut f32, step: usize) {
+    for tx in 0..tw {
+        let src: [*const f32; 16] = std::array::from_fn(|k| xp.add(((k / 4) * pw + 2 * tx + k % 4) * c));
+        let dst: [*mut f32; 16] = std::array::from_fn(|e| v.add(e * step + tx * c));
+        let mut ch = 0;
+        while ch + LANES <= c {
+            input_lanes::<LANES>(&src, &dst, ch);
+            ch += LANES;
         }
-    });
+        for ch in ch..c {
+            input_lanes::<1>(&src, &dst, ch);
+        }
+    }
+}
+
+/// `B^T d B` for channels `ch..ch + N` of one tile, `d[k]` the patch's pixel (k / 4, k % 4):
+/// `B^T` down each column, then along each row.
+#[inline(always)]
+unsafe fn input_lanes<const N: usize>(src: &[*const f32; 16], dst: &[*mut f32; 16], ch: usize) {
+    let mut p = [[0f32; N]; 16];
+    for k in 0..16 {
+        p[k] = load(src[k].add(ch));
+    }
+    for col in 0..4 {
+        let r = bt([p[col], p[4 + col], p[8 + col], p[12 + col]]);
+        for a in 0..4 {
+            p[4 * a + col] = r[a];
+        }
+    }
+    for a in 0..4 {
+        let r = bt([p[4 * a], p[4 * a + 1], p[4 * a + 2], p[4 * a + 3]]);
+        for b in 0..4 {
+            store(dst[4 * a + b].add(ch), r[b]);
+        }
+    }
+}
+
+/// `B^T x` for a column `x` of 4 values (each N lanes).
+#[inline(always)]
+fn bt<const N: usize>([x0, x1, x2, x3]: [[f32; N]; 4]) -> [[f32; N]; 4] {
+    [sub(x0, x2), add(x1, x2), sub(x2, x1), sub(x1, x3)]
+}
+
+/// Channels per step of the tile transforms: one AVX-512 vector of f32.
+const LANES: usize = 16;
+
+#[inline(always)]
+unsafe fn load<const N: usize>(p: *const f32) -> [f32; N] {
+    std::ptr::read_unaligned(p as *const [f32; N])
+}
+
+#[inline(always)]
+unsafe fn store<const N: usize>(p: *mut f32, v: [f32; N]) {
+    std::ptr::write_unaligned(p as *mut [f32; N], v)
+}
+
+#[inline(always)]
+fn add<const N: usize>(mut a: [f32; N], b: [f32; N]) -> [f32; N] {
+    for i in 0..N {
+        a[i] = a[i] + b[i];
+    }
+    a
+}
+
+#[inline(always)]
+fn sub<const N: usize>(mut a: [f32; N], b: [f32; N]) -> [f32; N] {
+    for i in 0..N {
+        a[i] = a[i] - b[i];
+    }
+    a
+}
+
+#[inline(always)]
+fn neg<const N: usize>(mut a: [f32; N]) -> [f32; N] {
+    for v in &mut a {
+        *v = -*v;
+    }
+    a
 }
 
 /// `y += A^T m A` for every tile, `A^T` = [1 1 1 0; 0 1 -1 -1], `m` the 16 products' values;
-/// the outputs a tile has past the edge are dropped. Rows of tiles at a time, as above.
+/// the outputs a tile has past the edge are dropped. Each row of tiles makes two rows of
+/// outputs, channels last, then added into `y` channel by channel.
 unsafe fn output_transform(s: &Shape, m: P<f32>, n0: usize, nb: usize, y: P<f32>) {
-    let (th, tw) = s.tiles();
-    let (ho, wo) = s.out();
-    let (tpi, t) = (th * tw, nb * th * tw);
-    par_ranges(nb * s.cy, 1, |r| {
-        let mut buf = vec![0f32; 8 * tw + 4 * tw];
-        let (sums, rows) = buf.split_at_mut(8 * tw);
+    let ((th, tw), (ho, wo), c) = (s.tiles(), s.out(), s.cy);
+    let (t, row) = (nb * th * tw, 2 * tw * c);
+    par_ranges(nb * th, 1, |r| {
+        let mut buf = vec![0f32; 2 * row];
+        let bp = P(buf.as_mut_ptr());
         for job in r {
-            let (i, o) = (job / s.cy, job % s.cy);
-            let out = std::slice::from_raw_parts_mut(y.at(((n0 + i) * s.cy + o) * ho * wo), ho * wo);
-            let col0 = i * tpi;
-            for ty in 0..th {
-                let e = |a: usize, b: usize| std::slice::from_raw_parts(m.at(((a * 4 + b) * s.cy + o) * t + col0 + ty * tw), tw);
-                // A^T along the rows of each tile: sums[(k * 4 + b)] for output row k and column b
-                for b in 0..4 {
-                    let (e0, e1, e2, e3) = (e(0, b), e(1, b), e(2, b), e(3, b));
-                    let (s0, s1) = sums.split_at_mut(4 * tw);
-                    let (s0, s1) = (&mut s0[b * tw..][..tw], &mut s1[b * tw..][..tw]);
-                    for tx in 0..tw {
-                        s0[tx] = e0[tx] + e1[tx] + e2[tx];
-                        s1[tx] = e1[tx] - e2[tx] - e3[tx];
-                    }
+            let (i, ty) = (job / th, job % th);
+            output_row(m.at(job * tw * c), t * c, c, tw, bp.get(), row);
+            for k in 0..2 {
+                let oy = 2 * ty + k;
+                if oy >= ho {
+                    break;
                 }
-                // then A along the columns, into two output rows of 2 * tw values
-                for k in 0..2 {
-                    let oy = 2 * ty + k;
-                    if oy >= ho {
-                        break;
-                    }
-                    let q = |b: usize| &sums[(k * 4 + b) * tw..][..tw];
-                    let (q0, q1, q2, q3) = (q(0), q(1), q(2), q(3));
-                    let row = &mut rows[..2 * tw];
-                    for tx in 0..tw {
-                        row[2 * tx] = q0[tx] + q1[tx] + q2[tx];
-                        row[2 * tx + 1] = q1[tx] - q2[tx] - q3[tx];
-                    }
-                    for (d, &val) in out[oy * wo..][..wo].iter_mut().zip(row.iter()) {
-                        *d += val;
-                    }
-                }
+                let dst = y.at((n0 + i) * c * ho * wo + oy * wo);
+                transpose_f32(buf[k * row..].as_ptr(), c, dst, ho * wo, (wo, c), true);
             }
         }
     });
 }
 
-/// `dw[cy, cx, 3, 3] = ` the weight gradient of [`conv3x3`] for `x` and `dy` (overwritten):
-/// the 16 products' gradients `dU[e] = dM[e] @ V[e]^T`, with `dM` = `A dy A^T` per output tile,
-/// summed over blocks of images in order, then `dw = G^T dU G` per (cy, cx).
+with_avx2! {
+    /// The output transform of a row of `tw` tiles: `m` is the row's first tile in `M[0]`,
+    /// `step` the distance between the `M[e]`; the two rows of outputs go to `out`, `row` apart.
+    unsafe fn output_row<>(m: *const f32, step: usize, c: usize, tw: usize, out: *mut f32, row: usize) => output_row_body
+}
+
+#[inline(always)]
+unsafe fn output_row_body(m: *const f32, step: usize, c: usize, tw: usize, out: *mut f32, row: usize) {
+    for tx in 0..tw {
+        let src: [*const f32; 16] = std::array::from_fn(|e| m.add(e * step + tx * c));
+        let dst: [*mut f32; 4] = std::array::from_fn(|q| out.add((q / 2) * row + (2 * tx + q % 2) * c));
+        let mut ch = 0;
+        while ch + LANES <= c {
+            output_lanes::<LANES>(&src, &dst, ch);
+            ch += LANES;
+        }
+        for ch in ch..c {
+            output_lanes::<1>(&src, &dst, ch);
+        }
+    }
+}
+
+/// `A^T m A` for channels `ch..ch + N` of one tile: `A^T` down each column, then along the
+/// two rows.
+#[inline(always)]
+unsafe fn output_lanes<const N: usize>(src: &[*const f32; 16], dst: &[*mut f32; 4], ch: usize) {
+    let mut p = [[0f32; N]; 16];
+    for e in 0..16 {
+        p[e] = load(src[e].add(ch));
+    }
+    let mut s = [[[0f32; N]; 4]; 2];
+    for b in 0..4 {
+        [s[0][b], s[1][b]] = at([p[b], p[4 + b], p[8 + b], p[12 + b]]);
+    }
+    for k in 0..2 {
+        let [y0, y1] = at(s[k]);
+        store(dst[2 * k].add(ch), y0);
+        store(dst[2 * k + 1].add(ch), y1);
+    }
+}
+
+/// `A^T x` for a column `x` of 4 values (each N lanes).
+#[inline(always)]
+fn at<const N: usize>([x0, x1, x2, x3]: [[f32; N]; 4]) -> [[f32; N]; 2] {
+    [add(add(x0, x1), x2), sub(sub(x1, x2), x3)]
+}
+
+/// `dw[cy, cx, 3, 3] = ` the weight gradient of [`conv3x3`] (not rotated) for `x` and `dy`
+/// (overwritten): the 16 products' gradients `dU[e] = dM[e]^T @ V[e]`, with `dM` = `A dy A^T`
+/// per output tile, summed over blocks of images in order, then `dw = G^T dU G` per (cy, cx).
 ///
 /// # Safety
 /// As for [`conv3x3`]; `dy` is `[n, cy, ho, wo]` and `dw` is written by no one else.
 pub(crate) unsafe fn weight_grad(s: &Shape, x: P<f32>, dy: P<f32>, dw: P<f32>) {
     let (th, tw) = s.tiles();
-    let tpi = th * tw;
-    let mut du = Scratch::take::<f32>(16 * s.cy * s.cx);
+    let plane = s.cy * s.cx;
+    let mut du = Scratch::take::<f32>(16 * plane);
     let dup = P(du.ptr::<f32>());
-    std::slice::from_raw_parts_mut(dup.get(), 16 * s.cy * s.cx).fill(0.0);
-    let nb = TARGET_TILES.div_ceil(tpi.max(1)).clamp(1, s.n.max(1));
-    for n0 in (0..s.n).step_by(nb) {
-        let nb = nb.min(s.n - n0);
-        let t = nb * tpi;
-        let (mut v, mut m) = (Scratch::take::<f32>(16 * s.cx * t), Scratch::take::<f32>(16 * s.cy * t));
+    if s.n == 0 || th * tw == 0 {
+        dup.slice(0, 16 * plane).fill(0.0);
+    }
+    for (n0, nb) in s.blocks() {
+        let t = nb * th * tw;
+        let (mut v, mut m) = (Scratch::take::<f32>(16 * t * s.cx), Scratch::take::<f32>(16 * t * s.cy));
         let (vp, mp) = (P(v.ptr::<f32>()), P(m.ptr::<f32>()));
         input_transform(s, x, n0, nb, vp);
         grad_output_transform(s, dy, n0, nb, mp);
         sixteen(|e| {
-            let (a, b, d) = (mp.at(e * s.cy * t), vp.at(e * s.cx * t), dup.at(e * s.cy * s.cx));
-            let (a, b) = (Mat::row_major(a, t, false), Mat::row_major(b, t, true));
-            gemm_split::gemm((s.cy, s.cx, t), Mat::row_major(d, s.cx, false), true, a, b, 1.0, 1.0, false);
+            let (a, b) = (Mat::row_major(mp.at(e * t * s.cy), s.cy, true), Mat::row_major(vp.at(e * t * s.cx), s.cx, false));
+            let d = Mat::row_major(dup.at(e * plane), s.cx, false);
+            gemm_split::gemm((s.cy, s.cx, t), d, n0 > 0, a, b, 1.0, 1.0, false);
         });
     }
-    // dw = G^T dU G, G^T = [1 .5 .5 0; 0 .5 -.5 0; 0 .5 .5 1]
-    let plane = s.cy * s.cx;
-    par_ranges(plane, 256, |r| {
-        for oc in r {
-            let u = |a: usize, b: usize| *dup.at((a * 4 + b) * plane + oc);
-            let gt = |u0: f32, u1: f32, u2: f32, u3: f32| [u0 + 0.5 * (u1 + u2), 0.5 * (u1 - u2), 0.5 * (u1 + u2) + u3];
-            let cols: [[f32; 3]; 4] = std::array::from_fn(|b| gt(u(0, b), u(1, b), u(2, b), u(3, b)));
-            let rows: [[f32; 3]; 3] = std::array::from_fn(|p| gt(cols[0][p], cols[1][p], cols[2][p], cols[3][p]));
-            std::slice::from_raw_parts_mut(dw.at(oc * 9), 9).copy_from_slice(rows.as_flattened());
+    // dw[p][k] = sum_e dU[e][p] T[e][k] over the (out, in) pairs p
+    let t = kernel_transform(false);
+    let (a, b) = (Mat::row_major(dup.get(), plane, true), Mat::row_major(t.as_ptr(), 9, false));
+    gemm_split::gemm((plane, 9, 16), Mat::row_major(dw.get(), 9, false), false, a, b, 0.0, 1.0, true);
+}
+
+/// `dM[e][i * tiles + t][c]` = `A g A^T` for the 2x2 block `g` of `dy` under tile t of image
+/// n0 + i (zero past the edge), `A` = [1 0; 1 1; 1 -1; 0 -1]: the transpose of
+/// [`output_transform`]. Each row of tiles first copies its two rows of `dy` channels last.
+unsafe fn grad_output_transform(s: &Shape, dy: P<f32>, n0: usize, nb: usize, m: P<f32>) {
+    let ((th, tw), (ho, wo), c) = (s.tiles(), s.out(), s.cy);
+    let (t, row) = (nb * th * tw, 2 * tw * c);
+    par_ranges(nb * th, 1, |r| {
+        let mut buf = vec![0f32; 2 * row];
+        for job in r {
+            let (i, ty) = (job / th, job % th);
+            buf.fill(0.0);
+            for k in 0..2 {
+                let oy = 2 * ty + k;
+                if oy >= ho {
+                    break;
+                }
+                let src = dy.at((n0 + i) * c * ho * wo + oy * wo);
+                transpose_f32(src, ho * wo, buf[k * row..].as_mut_ptr(), c, (c, wo), false);
+            }
+            grad_row(buf.as_ptr(), row, c, tw, m.at(job * tw * c), t * c);
         }
     });
 }
 
-/// `dM[e][o][i * tiles + t]` = `A dy A^T` for the 2x2 block of `dy` under tile t of image
-/// n0 + i (zero past the edge), `A` = [1 0; 1 1; 1 -1; 0 -1]: the transpose of
-/// [`output_transform`].
-unsafe fn grad_output_transform(s: &Shape, dy: P<f32>, n0: usize, nb: usize, m: P<f32>) {
-    let (th, tw) = s.tiles();
-    let (ho, wo) = s.out();
-    let (tpi, t, pw) = (th * tw, nb * th * tw, 2 * tw);
-    par_ranges(nb * s.cy, 1, |r| {
-        let mut buf = vec![0f32; 2 * pw + 4 * pw];
-        let (pair, rows) = buf.split_at_mut(2 * pw);
-        for job in r {
-            let (i, o) = (job / s.cy, job % s.cy);
-            let g = std::slice::from_raw_parts(dy.at(((n0 + i) * s.cy + o) * ho * wo), ho * wo);
-            let col0 = i * tpi;
-            for ty in 0..th {
-                // the tile row's two rows of dy, zero past the edge
-                for k in 0..2 {
-                    let dst = &mut pair[k * pw..][..pw];
-                    dst.fill(0.0);
-                    if 2 * ty + k < ho {
-                        dst[..wo].copy_from_slice(&g[(2 * ty + k) * wo..][..wo]);
-                    }
-                }
-                let (d0, d1) = pair.split_at(pw);
-                // A along the rows: row a of every tile, for every column at once
-                let (r0, rest) = rows.split_at_mut(pw);
-                let (r1, rest) = rest.split_at_mut(pw);
-                let (r2, r3) = rest.split_at_mut(pw);
-                for j in 0..pw {
-                    r0[j] = d0[j];
-                    r1[j] = d0[j] + d1[j];
-                    r2[j] = d0[j] - d1[j];
-                    r3[j] = -d1[j];
-                }
-                // then A^T along the columns of each tile
-                for (a, ra) in [&*r0, &*r1, &*r2, &*r3].into_iter().enumerate() {
-                    let out = |b: usize| std::slice::from_raw_parts_mut(m.at(((a * 4 + b) * s.cy + o) * t + col0 + ty * tw), tw);
-                    let (o0, o1, o2, o3) = (out(0), out(1), out(2), out(3));
-                    for tx in 0..tw {
-                        let q = &ra[2 * tx..2 * tx + 2];
-                        o0[tx] = q[0];
-                        o1[tx] = q[0] + q[1];
-                        o2[tx] = q[0] - q[1];
-                        o3[tx] = -q[1];
-                    }
-                }
-            }
+with_avx2! {
+    /// The gradient transform of a row of `tw` tiles: `g` holds the two rows of `dy` under it,
+    /// `row` apart, channels last; `m` is the row's first tile in `dM[0]`, `step` the distance
+    /// between the `dM[e]`.
+    unsafe fn grad_row<>(g: *const f32, row: usize, c: usize, tw: usize, m: *mut f32, step: usize) => grad_row_body
+}
+
+#[inline(always)]
+unsafe fn grad_row_body(g: *const f32, row: usize, c: usize, tw: usize, m: *mut f32, step: usize) {
+    for tx in 0..tw {
+        let src: [*const f32; 4] = std::array::from_fn(|q| g.add((q / 2) * row + (2 * tx + q % 2) * c));
+        let dst: [*mut f32; 16] = std::array::from_fn(|e| m.add(e * step + tx * c));
+        let mut ch = 0;
+        while ch + LANES <= c {
+            grad_lanes::<LANES>(&src, &dst, ch);
+            ch += LANES;
         }
-    });
+        for ch in ch..c {
+            grad_lanes::<1>(&src, &dst, ch);
+        }
+    }
+}
+
+/// `A g A^T` for channels `ch..ch + N` of one tile's 2x2 block `g`: `A` down each column,
+/// then along the four rows.
+#[inline(always)]
+unsafe fn grad_lanes<const N: usize>(src: &[*const f32; 4], dst: &[*mut f32; 16], ch: usize) {
+    let g = |q: usize| load::<N>(src[q].add(ch));
+    let (c0, c1) = (a([g(0), g(2)]), a([g(1), g(3)]));
+    for r in 0..4 {
+        let row = a([c0[r], c1[r]]);
+        for b in 0..4 {
+            store(dst[4 * r + b].add(ch), row[b]);
+        }
+    }
+}
+
+/// `A x` for a column `x` of 2 values (each N lanes).
+#[inline(always)]
+fn a<const N: usize>([x0, x1]: [[f32; N]; 2]) -> [[f32; N]; 4] {
+    [x0, add(x0, x1), sub(x0, x1), neg(x1)]
 }

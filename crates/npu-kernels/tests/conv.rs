@@ -241,6 +241,10 @@ fn threaded_paths_match_reference_and_sequential_run() {
         (2, 1, 16, 18, 15, 3, p(1, 0, 1)),
         (2, 1, 16, 18, 12, 3, p(1, 2, 1)),
         (5, 1, 16, 16, 24, 3, p(1, 1, 1)),
+        // Winograd on small grids: 7x7 (a row and column of tiles half past the edge), and
+        // 6x6 outputs of 8x8 inputs without padding
+        (3, 1, 16, 20, 7, 3, p(1, 1, 1)),
+        (2, 1, 18, 16, 8, 3, p(1, 0, 1)),
         // small grids: images are batched into products, in blocks of unequal sizes
         (5, 1, 4, 8, 6, 3, p(1, 1, 1)),
         (3, 1, 8, 8, 7, 1, p(1, 0, 1)),
