@@ -170,8 +170,11 @@ with_avx2! {
 #[inline(always)]
 unsafe fn input_row_body(xp: *const f32, pw: usize, c: usize, tw: usize, v: *mut f32, step: usize) {
     for tx in 0..tw {
-        let src: [*const f32; 16] = std::array::from_fn(|k| xp.add(((k / 4) * pw + 2 * tx + k % 4) * c));
-        let dst: [*mut f32; 16] = std::array::from_fn(|e| v.add(e * step + tx * c));
+        let (mut src, mut dst) = ([xp; 16], [v; 16]);
+        for k in 0..16 {
+            src[k] = xp.add(((k / 4) * pw + 2 * tx + k % 4) * c);
+            dst[k] = v.add(k * step + tx * c);
+        }
         let mut ch = 0;
         while ch + LANES <= c {
             input_lanes::<LANES>(&src, &dst, ch);
@@ -281,8 +284,13 @@ with_avx2! {
 #[inline(always)]
 unsafe fn output_row_body(m: *const f32, step: usize, c: usize, tw: usize, out: *mut f32, row: usize) {
     for tx in 0..tw {
-        let src: [*const f32; 16] = std::array::from_fn(|e| m.add(e * step + tx * c));
-        let dst: [*mut f32; 4] = std::array::from_fn(|q| out.add((q / 2) * row + (2 * tx + q % 2) * c));
+        let (mut src, mut dst) = ([m; 16], [out; 4]);
+        for e in 0..16 {
+            src[e] = m.add(e * step + tx * c);
+        }
+        for q in 0..4 {
+            dst[q] = out.add((q / 2) * row + (2 * tx + q % 2) * c);
+        }
         let mut ch = 0;
         while ch + LANES <= c {
             output_lanes::<LANES>(&src, &dst, ch);
@@ -385,8 +393,13 @@ with_avx2! {
 #[inline(always)]
 unsafe fn grad_row_body(g: *const f32, row: usize, c: usize, tw: usize, m: *mut f32, step: usize) {
     for tx in 0..tw {
-        let src: [*const f32; 4] = std::array::from_fn(|q| g.add((q / 2) * row + (2 * tx + q % 2) * c));
-        let dst: [*mut f32; 16] = std::array::from_fn(|e| m.add(e * step + tx * c));
+        let (mut src, mut dst) = ([g; 4], [m; 16]);
+        for q in 0..4 {
+            src[q] = g.add((q / 2) * row + (2 * tx + q % 2) * c);
+        }
+        for e in 0..16 {
+            dst[e] = m.add(e * step + tx * c);
+        }
         let mut ch = 0;
         while ch + LANES <= c {
             grad_lanes::<LANES>(&src, &dst, ch);
