@@ -63,6 +63,13 @@ pub(crate) fn worth_it(s: &Shape) -> bool {
     s.cx >= 16 && s.cy >= 16 && ho >= 6 && wo >= 6 && s.pad[0] <= 2 && s.pad[1] <= 2
 }
 
+/// The distance between consecutive `V[e]` (or `M[e]`) of `t` tiles by `c` channels: one
+/// cache line more than their size, so that the 16 streams a tile transform reads or writes do
+/// not all fall in the same L1 set (their sizes are often multiples of 4 KiB).
+fn step(t: usize, c: usize) -> usize {
+    t * c + 16
+}
+
 /// Tiles (rows of `V[e]`) per product, to bound the transformed buffers.
 const TARGET_TILES: usize = 1024;
 
@@ -100,11 +107,11 @@ pub(crate) unsafe fn conv3x3(s: &Shape, x: P<f32>, w: P<f32>, rotated: bool, y: 
     let b = |e: usize| Mat::row_major(up.at(e * plane), if rotated { s.cy } else { s.cx }, !rotated);
     for (n0, nb) in s.blocks() {
         let t = nb * th * tw;
-        let (mut v, mut m) = (Scratch::take::<f32>(16 * t * s.cx), Scratch::take::<f32>(16 * t * s.cy));
+        let (mut v, mut m) = (Scratch::take::<f32>(16 * step(t, s.cx)), Scratch::take::<f32>(16 * step(t, s.cy)));
         let (vp, mp) = (P(v.ptr::<f32>()), P(m.ptr::<f32>()));
         input_transform(s, x, n0, nb, vp);
         sixteen(|e| {
-            let (a, d) = (Mat::row_major(vp.at(e * t * s.cx), s.cx, false), Mat::row_major(mp.at(e * t * s.cy), s.cy, false));
+            let (a, d) = (Mat::row_major(vp.at(e * step(t, s.cx)), s.cx, false), Mat::row_major(mp.at(e * step(t, s.cy)), s.cy, false));
             gemm_split::gemm((t, s.cy, s.cx), d, false, a, b(e), 0.0, 1.0, false);
         });
         output_transform(s, mp, n0, nb, y);
@@ -124,26 +131,28 @@ fn sixteen(product: impl Fn(usize) + Sync) {
 /// Images `n0..n0 + nb` of `x` `[n, c, h, w]` as `[nb, ph, pw, c]`, zero around the image.
 unsafe fn channels_last(s: &Shape, x: P<f32>, n0: usize, nb: usize) -> Scratch {
     let (ph, pw) = s.padded();
-    let (c, hw) = (s.cx, s.h * s.w);
-    let mut buf = Scratch::take::<f32>(nb * ph * pw * c);
+    let mut buf = Scratch::take::<f32>(nb * ph * pw * s.cx);
     let bp = P(buf.ptr::<f32>());
     par_ranges(nb * ph, 1, |r| {
         for row in r {
-            let (i, py) = (row / ph, row % ph);
-            let dst = bp.slice(row * pw * c, pw * c);
-            let Some(yy) = py.checked_sub(s.pad[0]).filter(|&yy| yy < s.h) else {
-                dst.fill(0.0);
-                continue;
-            };
-            let (left, rest) = dst.split_at_mut(s.pad[1] * c);
-            let (mid, right) = rest.split_at_mut(s.w * c);
-            left.fill(0.0);
-            right.fill(0.0);
-            let src = x.at((n0 + i) * c * hw + yy * s.w);
-            transpose_f32(src, hw, mid.as_mut_ptr(), c, (c, s.w), false);
+            channels_last_row(s, x, n0 + row / ph, row % ph, bp.slice(row * pw * s.cx, pw * s.cx));
         }
     });
     buf
+}
+
+/// Row `py` of the padded image `img` of `x`, channels last (`pw * cx` values).
+unsafe fn channels_last_row(s: &Shape, x: P<f32>, img: usize, py: usize, dst: &mut [f32]) {
+    let (c, hw) = (s.cx, s.h * s.w);
+    let Some(yy) = py.checked_sub(s.pad[0]).filter(|&yy| yy < s.h) else {
+        dst.fill(0.0);
+        return;
+    };
+    let (left, rest) = dst.split_at_mut(s.pad[1] * c);
+    let (mid, right) = rest.split_at_mut(s.w * c);
+    left.fill(0.0);
+    right.fill(0.0);
+    transpose_f32(x.at(img * c * hw + yy * s.w), hw, mid.as_mut_ptr(), c, (c, s.w), false);
 }
 
 /// `V[e][i * tiles + t][c]` = `B^T d B` for the 4x4 patch `d` of tile t of image n0 + i and
@@ -156,7 +165,7 @@ unsafe fn input_transform(s: &Shape, x: P<f32>, n0: usize, nb: usize, v: P<f32>)
     par_ranges(nb * th, 1, |r| {
         for job in r {
             let (i, ty) = (job / th, job % th);
-            input_row(xp.at((i * ph + 2 * ty) * pw * c), pw, c, tw, v.at(job * tw * c), t * c);
+            input_row(xp.at((i * ph + 2 * ty) * pw * c), pw, c, tw, v.at(job * tw * c), step(t, c));
         }
     });
 }
@@ -255,24 +264,29 @@ fn neg<const N: usize>(mut a: [f32; N]) -> [f32; N] {
 /// the outputs a tile has past the edge are dropped. Each row of tiles makes two rows of
 /// outputs, channels last, then added into `y` channel by channel.
 unsafe fn output_transform(s: &Shape, m: P<f32>, n0: usize, nb: usize, y: P<f32>) {
-    let ((th, tw), (ho, wo), c) = (s.tiles(), s.out(), s.cy);
+    let ((th, tw), c) = (s.tiles(), s.cy);
     let (t, row) = (nb * th * tw, 2 * tw * c);
     par_ranges(nb * th, 1, |r| {
         let mut buf = vec![0f32; 2 * row];
-        let bp = P(buf.as_mut_ptr());
         for job in r {
-            let (i, ty) = (job / th, job % th);
-            output_row(m.at(job * tw * c), t * c, c, tw, bp.get(), row);
-            for k in 0..2 {
-                let oy = 2 * ty + k;
-                if oy >= ho {
-                    break;
-                }
-                let dst = y.at((n0 + i) * c * ho * wo + oy * wo);
-                transpose_f32(buf[k * row..].as_ptr(), c, dst, ho * wo, (wo, c), true);
-            }
+            output_tile_row(s, m.at(job * tw * c), step(t, c), &mut buf, y, n0 + job / th, job % th);
         }
     });
+}
+
+/// The outputs of tile row `ty` of image `img`: `m` is the row's first tile in `M[0]`, `step`
+/// the distance between the `M[e]`, `buf` room for two rows of outputs channels last.
+unsafe fn output_tile_row(s: &Shape, m: *const f32, step: usize, buf: &mut [f32], y: P<f32>, img: usize, ty: usize) {
+    let ((_, tw), (ho, wo), c) = (s.tiles(), s.out(), s.cy);
+    let row = 2 * tw * c;
+    output_row(m, step, c, tw, buf.as_mut_ptr(), row);
+    for k in 0..2 {
+        let oy = 2 * ty + k;
+        if oy >= ho {
+            break;
+        }
+        transpose_f32(buf[k * row..].as_ptr(), c, y.at(img * c * ho * wo + oy * wo), ho * wo, (wo, c), true);
+    }
 }
 
 with_avx2! {
@@ -343,12 +357,12 @@ pub(crate) unsafe fn weight_grad(s: &Shape, x: P<f32>, dy: P<f32>, dw: P<f32>) {
     }
     for (n0, nb) in s.blocks() {
         let t = nb * th * tw;
-        let (mut v, mut m) = (Scratch::take::<f32>(16 * t * s.cx), Scratch::take::<f32>(16 * t * s.cy));
+        let (mut v, mut m) = (Scratch::take::<f32>(16 * step(t, s.cx)), Scratch::take::<f32>(16 * step(t, s.cy)));
         let (vp, mp) = (P(v.ptr::<f32>()), P(m.ptr::<f32>()));
         input_transform(s, x, n0, nb, vp);
         grad_output_transform(s, dy, n0, nb, mp);
         sixteen(|e| {
-            let (a, b) = (Mat::row_major(mp.at(e * t * s.cy), s.cy, true), Mat::row_major(vp.at(e * t * s.cx), s.cx, false));
+            let (a, b) = (Mat::row_major(mp.at(e * step(t, s.cy)), s.cy, true), Mat::row_major(vp.at(e * step(t, s.cx)), s.cx, false));
             let d = Mat::row_major(dup.at(e * plane), s.cx, false);
             gemm_split::gemm((s.cy, s.cx, t), d, n0 > 0, a, b, 1.0, 1.0, false);
         });
@@ -378,7 +392,7 @@ unsafe fn grad_output_transform(s: &Shape, dy: P<f32>, n0: usize, nb: usize, m: 
                 let src = dy.at((n0 + i) * c * ho * wo + oy * wo);
                 transpose_f32(src, ho * wo, buf[k * row..].as_mut_ptr(), c, (c, wo), false);
             }
-            grad_row(buf.as_ptr(), row, c, tw, m.at(job * tw * c), t * c);
+            grad_row(buf.as_ptr(), row, c, tw, m.at(job * tw * c), step(t, c));
         }
     });
 }
