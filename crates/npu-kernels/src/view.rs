@@ -341,10 +341,55 @@ pub(crate) fn sequential() -> bool {
     SEQUENTIAL.with(|s| s.get())
 }
 
+/// Compute threads set by [`init_compute_threads`]; 0 until then.
+static COMPUTE_THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Makes `threads` threads run the kernels' parallel work: the calling thread (a stream's
+/// worker) and a global rayon pool of `threads - 1` (at least one). With a pool as large as
+/// the machine, the worker was one thread too many: on 2 cores it and both pool threads ran
+/// chunks at once, and the last chunk often waited for a descheduled thread. Returns false
+/// (and changes nothing) if the global pool already exists.
+pub fn init_compute_threads(threads: usize) -> bool {
+    let threads = threads.max(1);
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads((threads - 1).max(1))
+        .thread_name(|i| format!("npu-compute-{i}"))
+        .build_global()
+        .is_ok();
+    if built {
+        COMPUTE_THREADS.store(threads, Ordering::Relaxed);
+    }
+    built
+}
+
+/// Threads that share a parallel kernel: those of [`init_compute_threads`], else (kernels
+/// called without it, as in the crate's tests) rayon's pool size.
+pub(crate) fn compute_threads() -> usize {
+    match COMPUTE_THREADS.load(Ordering::Relaxed) {
+        0 => rayon::current_num_threads(),
+        n => n,
+    }
+}
+
+/// Runs `f(i)` for every `i < n`, each call whole on one of the compute threads (the caller
+/// included); returns the first error.
+pub fn for_each_parallel<E: Send>(n: usize, f: impl Fn(usize) -> Result<(), E> + Sync) -> Result<(), E> {
+    let first = std::sync::Mutex::new(None);
+    par_ranges(n, 1, |r| {
+        for i in r {
+            if let Err(e) = f(i) {
+                first.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                return;
+            }
+        }
+    });
+    first.into_inner().unwrap_or_else(|p| p.into_inner()).map_or(Ok(()), Err)
+}
+
 /// Splits `0..n` into contiguous chunks of at least `grain` indices and runs `f` on each,
 /// in parallel on rayon's global pool when there is enough work for two chunks.
 pub(crate) fn par_ranges(n: usize, grain: usize, f: impl Fn(Range<usize>) + Sync) {
-    let threads = rayon::current_num_threads();
+    let threads = compute_threads();
     let grain = grain.max(1);
     if n < 2 * grain || threads <= 1 || SEQUENTIAL.with(|s| s.get()) {
         f(0..n);
@@ -448,6 +493,19 @@ mod tests {
                 });
             }
         });
+    }
+
+    #[test]
+    fn for_each_parallel_runs_each_index_once_and_returns_an_error() {
+        let hits: Vec<AtomicUsize> = (0..37).map(|_| AtomicUsize::new(0)).collect();
+        let r: Result<(), ()> = for_each_parallel(hits.len(), |i| {
+            hits[i].fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        });
+        assert!(r.is_ok() && hits.iter().all(|h| h.load(Ordering::Relaxed) == 1));
+        let r = for_each_parallel(37, |i| if i % 10 == 3 { Err(i) } else { Ok(()) });
+        assert!(matches!(r, Err(i) if i % 10 == 3));
+        assert_eq!(for_each_parallel(0, |_| Err(())), Ok(()));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! runs the elementwise kernel over every tensor of the lists, in place or into new tensors
 //! returned as one list.
 use npu_kernels::{BinaryOp, DType, Scalar, TernaryOp, Third, UnaryOp, View};
-use rayon::prelude::*;
+use std::sync::Mutex;
 
 use super::elementwise::Kind;
 use super::promote::{can_cast, result_type, to_float, Operand};
@@ -90,7 +90,11 @@ fn finish(ctx: &Ctx, inplace: bool, device: Option<i32>, work: Vec<Item>) -> Res
     launch(ctx.op, device, move || {
         let (big, small): (Vec<Item>, Vec<Item>) = work.into_iter().partition(|w| w.0 >= SPLIT_MIN_ELEMENTS);
         big.into_iter().try_for_each(|w| (w.1)())?;
-        small.into_par_iter().try_for_each(|w| npu_kernels::with_sequential(w.1))
+        let small: Vec<Mutex<Option<Item>>> = small.into_iter().map(|w| Mutex::new(Some(w))).collect();
+        npu_kernels::for_each_parallel(small.len(), |i| {
+            let w = small[i].lock().unwrap_or_else(|p| p.into_inner()).take();
+            w.map_or(Ok(()), |w| npu_kernels::with_sequential(w.1))
+        })
     })
 }
 
