@@ -6,7 +6,7 @@ use crate::KernelError;
 use rayon::prelude::*;
 use std::cell::Cell;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 /// A tensor view: `ptr` points at the first element (storage offset already applied), strides
@@ -407,12 +407,14 @@ pub(crate) fn par_ranges(n: usize, grain: usize, f: impl Fn(Range<usize>) + Sync
     }
 }
 
-/// The chunks of one `shared_chunks` call, claimed one at a time by the calling thread and by
-/// helper jobs on the pool.
+/// The chunks of one `shared_chunks` call, claimed one at a time by the calling thread from the
+/// front and by helper jobs on the pool from the back. Each side so keeps to its end of the
+/// range from one kernel to the next, and a kernel over the tensors the last one wrote finds
+/// its part in its own core's cache.
 struct Shared {
-    next: AtomicUsize,
+    /// The unclaimed chunks `front..back`, as `back << 32 | front`.
+    ends: AtomicU64,
     done: AtomicUsize,
-    chunks: usize,
     panicked: AtomicBool,
     /// The caller's `f`, lifetime erased: dereferenced only after claiming a chunk, and the
     /// caller returns only once every claimed chunk is done (see `claim_and_run`).
@@ -424,12 +426,8 @@ unsafe impl Sync for Shared {}
 impl Shared {
     /// Runs chunks until none is left. A panic is caught and recorded (the remaining chunks
     /// are then claimed without running), so the caller never waits for a chunk forever.
-    fn claim_and_run(&self) {
-        loop {
-            let c = self.next.fetch_add(1, Ordering::Relaxed);
-            if c >= self.chunks {
-                return;
-            }
+    fn claim_and_run(&self, from_back: bool) {
+        while let Some(c) = self.claim(from_back) {
             if !self.panicked.load(Ordering::Relaxed) {
                 // SAFETY: chunk `c` is claimed and not done, so the caller is still waiting
                 // in `shared_chunks` and `f` is alive.
@@ -439,6 +437,22 @@ impl Shared {
                 }
             }
             self.done.fetch_add(1, Ordering::Release);
+        }
+    }
+
+    /// The next chunk from the front or the back, if any is left.
+    fn claim(&self, from_back: bool) -> Option<usize> {
+        let mut cur = self.ends.load(Ordering::Relaxed);
+        loop {
+            let (front, back) = (cur & 0xFFFF_FFFF, cur >> 32);
+            if front >= back {
+                return None;
+            }
+            let (next, c) = if from_back { ((back - 1) << 32 | front, back - 1) } else { (back << 32 | (front + 1), front) };
+            match self.ends.compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return Some(c as usize),
+                Err(now) => cur = now,
+            }
         }
     }
 }
@@ -452,17 +466,16 @@ fn shared_chunks(chunks: usize, helpers: usize, f: &(dyn Fn(usize) + Sync)) {
     // SAFETY: only the lifetime is erased; see `Shared::f`.
     let f: *const (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(f) };
     let shared = Arc::new(Shared {
-        next: AtomicUsize::new(0),
+        ends: AtomicU64::new((chunks as u64) << 32),
         done: AtomicUsize::new(0),
-        chunks,
         panicked: AtomicBool::new(false),
         f,
     });
     for _ in 0..helpers.min(chunks - 1) {
         let s = shared.clone();
-        rayon::spawn(move || s.claim_and_run());
+        rayon::spawn(move || s.claim_and_run(true));
     }
-    shared.claim_and_run();
+    shared.claim_and_run(false);
     // The last chunks finish on other threads within about one chunk's time.
     while shared.done.load(Ordering::Acquire) < chunks {
         std::hint::spin_loop();
