@@ -27,8 +27,9 @@ use std::sync::Mutex;
 
 /// Elements per staged chunk: buffers of this many elements stay in L1.
 pub(crate) const CHUNK: usize = 1024;
-/// Split elementwise work across threads above ~64K elements.
-pub(crate) const GRAIN: usize = 32 * 1024;
+/// Split elementwise work across threads from 128K elements: below, waking a pool thread costs
+/// about what it saves on a cheap op (in-place add of 64K f32: 15 us split, 9 us whole).
+pub(crate) const GRAIN: usize = 64 * 1024;
 
 /// Errors unless no view is complex (complex kernels do not exist yet).
 pub(crate) fn reject_complex(name: &str, dtypes: &[DType]) -> Result<(), KernelError> {
