@@ -3,6 +3,7 @@
 //! (N, C), so any layout works: data are staged in logical order in f32 (f64 for f64) and
 //! walked one plane per task.
 
+use crate::cpu::with_avx2;
 use crate::dense::{check_float, float_compute, Operand, P};
 use crate::math::Float;
 use crate::view::{err, par_ranges, View};
@@ -172,7 +173,7 @@ pub fn max_pool(out: &View, indices: &View, input: &View, p: &PoolParams) -> Res
 
 /// In compute type `F` (f32, f64, or i64 for integers), starting from `lowest`.
 #[allow(clippy::too_many_arguments)]
-fn max_forward<F: crate::convert::Element + PartialOrd>(out: &View, indices: &View, input: &View, p: &PoolParams, b: usize, lowest: F) -> Result<(), KernelError> {
+fn max_forward<F: crate::convert::Element + MaxElem>(out: &View, indices: &View, input: &View, p: &PoolParams, b: usize, lowest: F) -> Result<(), KernelError> {
     let ct = F::DTYPE;
     let x = Operand::of(input, ct)?;
     let y = Operand::output(out, ct);
@@ -180,9 +181,18 @@ fn max_forward<F: crate::convert::Element + PartialOrd>(out: &View, indices: &Vi
     let (inp, outs) = (pad3(spatial(input, nd), 1), pad3(spatial(out, nd), 1));
     let (il, ol) = ((inp[0] * inp[1] * inp[2]) as usize, (outs[0] * outs[1] * outs[2]) as usize);
     let (xp, yp, ip) = (P(x.ptr::<F>()), P(y.ptr::<F>()), P(indices.ptr as *mut i64));
+    let (k, s, pd) = (pad3(&p.kernel, 1), pad3(&p.stride, 1), pad3(&p.padding, 0));
+    let plain_2d = nd <= 2 && p.dilation.iter().all(|&d| d == 1);
     par_ranges(b, 1, |range| {
+        let (mut best, mut at) = (vec![lowest; outs[2] as usize], vec![0i64; outs[2] as usize]);
+        let mut phases = vec![lowest; inp[2] as usize];
         for pl in range {
             let (xs, ys, is) = unsafe { (xp.slice(pl * il, il), yp.slice(pl * ol, ol), ip.slice(pl * ol, ol)) };
+            if plain_2d {
+                let two = |v: [i64; 3]| [v[1], v[2]];
+                max_plane_2d(xs, ys, is, [two(inp), two(outs), two(k), two(s), two(pd)], lowest, [&mut best, &mut phases], &mut at);
+                continue;
+            }
             windows(inp, outs, p, |o, win, _| {
                 let (mut best, mut at) = (lowest, win.first());
                 win.each(|i| {
@@ -200,6 +210,85 @@ fn max_forward<F: crate::convert::Element + PartialOrd>(out: &View, indices: &Vi
         }
     });
     y.finish(out)
+}
+
+/// Element types [`max_plane_2d`] compares (the compute types of max pooling).
+trait MaxElem: Copy + PartialOrd {}
+impl MaxElem for f32 {}
+impl MaxElem for f64 {}
+impl MaxElem for i64 {}
+
+with_avx2!(fn max_plane_2d<F: MaxElem>(xs: &[F], ys: &mut [F], is: &mut [i64], geo: [[i64; 2]; 5], lowest: F, rows: [&mut [F]; 2], at: &mut [i64]) => max_plane_2d_body);
+
+/// [`max_pool`] of one plane in 2d (or 1d) without dilation, the same maximum and index as the
+/// general path. Taps are the outer loop and a row of outputs the inner one, so the running
+/// maxima update a row at a time over contiguous values (vectorized), in the same order per
+/// output as the general path: ties keep the first maximum, a later NaN wins again. With a
+/// column stride s, each input row is first split into its s phases (columns x with the same
+/// x mod s), so that one tap's inputs for a row of outputs sit side by side.
+/// The geometry is `[input, output, kernel, stride, padding]`, each (height, width);
+/// `[best, phases]` and `at` are room for an output row, an input row and an output row.
+#[inline(always)]
+fn max_plane_2d_body<F: MaxElem>(xs: &[F], ys: &mut [F], is: &mut [i64], geo: [[i64; 2]; 5], lowest: F, [best, phases]: [&mut [F]; 2], at: &mut [i64]) {
+    let [[ih, iw], [oh, ow], [kh, kw], [sh, sw], [ph, pw]] = geo;
+    let (iwu, owu, swu) = (iw as usize, ow as usize, sw as usize);
+    let (best, at, phases) = (&mut best[..owu], &mut at[..owu], &mut phases[..iwu]);
+    // where phase p starts in `phases`: after the columns of the phases before it
+    let start = |p: usize| (0..p).map(|q| (iwu - q.min(iwu)).div_ceil(swu)).sum::<usize>();
+    for oy in 0..oh {
+        let y0 = oy * sh - ph;
+        let (ylo, yhi) = (y0.max(0), (y0 + kh).min(ih));
+        for (ox, (b, a)) in best.iter_mut().zip(at.iter_mut()).enumerate() {
+            *b = lowest;
+            // the window's first valid tap (0 for an empty window, as the general path)
+            let xlo = (ox as i64 * sw - pw).max(0);
+            *a = if ylo < yhi && xlo < (ox as i64 * sw - pw + kw).min(iw) { ylo * iw + xlo } else { 0 };
+        }
+        for y in ylo..yhi {
+            let row = &xs[(y * iw) as usize..][..iwu];
+            let src: &[F] = if swu == 1 {
+                row
+            } else {
+                let mut k = 0;
+                for p in 0..swu.min(iwu) {
+                    for &v in row[p..].iter().step_by(swu) {
+                        phases[k] = v;
+                        k += 1;
+                    }
+                }
+                phases
+            };
+            for kx in 0..kw {
+                // outputs whose tap kx falls inside the row: x = ox * sw - pw + kx in 0..iw
+                let lo = (((pw - kx).max(0) + sw - 1) / sw).min(ow);
+                let hi = if iw - 1 + pw - kx < 0 { 0 } else { ((iw - 1 + pw - kx) / sw + 1).min(ow) };
+                if lo >= hi {
+                    continue;
+                }
+                let first = (lo * sw + kx - pw) as usize;
+                let vals = &src[start(first % swu) + first / swu..];
+                let (lo, hi) = (lo as usize, hi as usize);
+                max_taps(vals, &mut best[lo..hi], &mut at[lo..hi], y * iw + first as i64, sw);
+            }
+        }
+        let o = (oy * ow) as usize;
+        ys[o..o + owu].copy_from_slice(best);
+        is[o..o + owu].copy_from_slice(at);
+    }
+}
+
+/// `best[i], at[i]` take `vals[i]` (input position `pos + i * step`) where it is larger or NaN.
+#[inline(always)]
+fn max_taps<F: MaxElem>(vals: &[F], best: &mut [F], at: &mut [i64], pos: i64, step: i64) {
+    let vals = &vals[..best.len()];
+    let at = &mut at[..best.len()];
+    for i in 0..best.len() {
+        let v = vals[i];
+        #[allow(clippy::eq_op)] // `v != v`: NaN, for floats and ints alike
+        let take = (v > best[i]) | (v != v);
+        best[i] = if take { v } else { best[i] };
+        at[i] = if take { pos + i as i64 * step } else { at[i] };
+    }
 }
 
 /// `grad_input[b, indices[b, o]] += grad_out[b, o]` (zero elsewhere).
