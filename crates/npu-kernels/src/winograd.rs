@@ -239,7 +239,7 @@ unsafe fn store<const N: usize>(p: *mut f32, v: [f32; N]) {
 #[inline(always)]
 fn add<const N: usize>(mut a: [f32; N], b: [f32; N]) -> [f32; N] {
     for i in 0..N {
-        a[i] = a[i] + b[i];
+        a[i] += b[i];
     }
     a
 }
@@ -247,7 +247,7 @@ fn add<const N: usize>(mut a: [f32; N], b: [f32; N]) -> [f32; N] {
 #[inline(always)]
 fn sub<const N: usize>(mut a: [f32; N], b: [f32; N]) -> [f32; N] {
     for i in 0..N {
-        a[i] = a[i] - b[i];
+        a[i] -= b[i];
     }
     a
 }
@@ -299,11 +299,11 @@ with_avx2! {
 unsafe fn output_row_body(m: *const f32, step: usize, c: usize, tw: usize, out: *mut f32, row: usize) {
     for tx in 0..tw {
         let (mut src, mut dst) = ([m; 16], [out; 4]);
-        for e in 0..16 {
-            src[e] = m.add(e * step + tx * c);
+        for (e, p) in src.iter_mut().enumerate() {
+            *p = m.add(e * step + tx * c);
         }
-        for q in 0..4 {
-            dst[q] = out.add((q / 2) * row + (2 * tx + q % 2) * c);
+        for (q, p) in dst.iter_mut().enumerate() {
+            *p = out.add((q / 2) * row + (2 * tx + q % 2) * c);
         }
         let mut ch = 0;
         while ch + LANES <= c {
@@ -408,11 +408,11 @@ with_avx2! {
 unsafe fn grad_row_body(g: *const f32, row: usize, c: usize, tw: usize, m: *mut f32, step: usize) {
     for tx in 0..tw {
         let (mut src, mut dst) = ([g; 4], [m; 16]);
-        for q in 0..4 {
-            src[q] = g.add((q / 2) * row + (2 * tx + q % 2) * c);
+        for (q, p) in src.iter_mut().enumerate() {
+            *p = g.add((q / 2) * row + (2 * tx + q % 2) * c);
         }
-        for e in 0..16 {
-            dst[e] = m.add(e * step + tx * c);
+        for (e, p) in dst.iter_mut().enumerate() {
+            *p = m.add(e * step + tx * c);
         }
         let mut ch = 0;
         while ch + LANES <= c {
