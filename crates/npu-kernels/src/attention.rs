@@ -527,7 +527,7 @@ fn backward_typed<T: Float + 'static>(
     let (pdk, pdv, pdq) = (P(dk.ptr::<T>()), P(dv_.ptr::<T>()), P(dq.ptr::<T>()));
     let pdm = dm.as_ref().map(|m| P(m.ptr::<T>()));
     let group = dims.group();
-    if sequential() || b * hk >= 2 * crate::view::compute_threads() {
+    if sequential() || b * hk >= 2 * rayon::current_num_threads() {
         // One thread, or enough heads to share out: one task per (batch, kv head) owns its dK,
         // dV and dQ, so each block's probabilities are computed once. The two passes below
         // (for few heads) recompute them for dQ. Both sum every gradient in the same order, so

@@ -507,7 +507,7 @@ unsafe fn gemm_rm<T: Real>(
 /// Runs `task(i, parallel_inside)` for every `i < tasks`: across threads when there are enough
 /// tasks, else one after the other with each task free to use every thread.
 fn for_tasks(tasks: usize, macs_per_task: usize, task: impl Fn(usize, bool) + Sync) {
-    let t = if sequential() { 1 } else { crate::view::compute_threads() };
+    let t = if sequential() { 1 } else { rayon::current_num_threads() };
     if t > 1 && (tasks >= t || (tasks > 1 && macs_per_task < PAR_MACS)) {
         par_ranges(tasks, 1, |r| r.for_each(|i| task(i, false)));
     } else {

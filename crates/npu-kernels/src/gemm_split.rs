@@ -35,7 +35,7 @@ pub(crate) unsafe fn gemm<T: Copy + Send + Sync + 'static>(
         gemm::gemm(m, n, k, dst.ptr, dst.cs, dst.rs, read_dst, a.ptr, a.cs, a.rs, b.ptr, b.cs, b.rs,
                    alpha, beta, false, false, false, gemm::Parallelism::None);
     };
-    let threads = if !parallel || sequential() { 1 } else { crate::view::compute_threads() };
+    let threads = if !parallel || sequential() { 1 } else { rayon::current_num_threads() };
     if threads <= 1 || m * n * k < PAR_MACS || m == 0 || n == 0 {
         return one((m, n), dst, a, b);
     }

@@ -102,7 +102,7 @@ pub use unique::{unique_groups, unique_values, UniqueGroups};
 pub use upsample::{upsample, upsample_backward, Interp};
 pub use upsample_u8::upsample_u8;
 pub use variance::variance;
-pub use view::{for_each_parallel, init_compute_threads, with_sequential, View};
+pub use view::{for_each_parallel, with_sequential, View};
 
 /// A kernel failure, with a PyTorch-style message.
 #[derive(Debug, Clone)]

@@ -205,7 +205,7 @@ unsafe fn run_float<T: Element>(
         let (lhs, rhs) = (Mat { ptr: pa.get().offset(oa), rs: ars, cs: acs }, Mat { ptr: pb.get().offset(ob), rs: brs, cs: bcs });
         gemm_split::gemm((s.m, s.n, s.k), dst, read_dst, lhs, rhs, beta, alpha, par);
     };
-    let par = !sequential() && crate::view::compute_threads() > 1 && s.macs() >= PAR_MACS;
+    let par = !sequential() && rayon::current_num_threads() > 1 && s.macs() >= PAR_MACS;
     if s.summed {
         for (i, &off) in s.batches.iter().enumerate() {
             let first = i == 0;

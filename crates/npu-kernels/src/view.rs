@@ -341,36 +341,6 @@ pub(crate) fn sequential() -> bool {
     SEQUENTIAL.with(|s| s.get())
 }
 
-/// Compute threads set by [`init_compute_threads`]; 0 until then.
-static COMPUTE_THREADS: AtomicUsize = AtomicUsize::new(0);
-
-/// Makes `threads` threads run the kernels' parallel work: the calling thread (a stream's
-/// worker) and a global rayon pool of `threads - 1` (at least one). With a pool as large as
-/// the machine, the worker was one thread too many: on 2 cores it and both pool threads ran
-/// chunks at once, and the last chunk often waited for a descheduled thread. Returns false
-/// (and changes nothing) if the global pool already exists.
-pub fn init_compute_threads(threads: usize) -> bool {
-    let threads = threads.max(1);
-    let built = rayon::ThreadPoolBuilder::new()
-        .num_threads((threads - 1).max(1))
-        .thread_name(|i| format!("npu-compute-{i}"))
-        .build_global()
-        .is_ok();
-    if built {
-        COMPUTE_THREADS.store(threads, Ordering::Relaxed);
-    }
-    built
-}
-
-/// Threads that share a parallel kernel: those of [`init_compute_threads`], else (kernels
-/// called without it, as in the crate's tests) rayon's pool size.
-pub(crate) fn compute_threads() -> usize {
-    match COMPUTE_THREADS.load(Ordering::Relaxed) {
-        0 => rayon::current_num_threads(),
-        n => n,
-    }
-}
-
 /// Runs `f(i)` for every `i < n`, each call whole on one of the compute threads (the caller
 /// included); returns the first error.
 pub fn for_each_parallel<E: Send>(n: usize, f: impl Fn(usize) -> Result<(), E> + Sync) -> Result<(), E> {
@@ -389,7 +359,7 @@ pub fn for_each_parallel<E: Send>(n: usize, f: impl Fn(usize) -> Result<(), E> +
 /// Splits `0..n` into contiguous chunks of at least `grain` indices and runs `f` on each,
 /// in parallel on rayon's global pool when there is enough work for two chunks.
 pub(crate) fn par_ranges(n: usize, grain: usize, f: impl Fn(Range<usize>) + Sync) {
-    let threads = compute_threads();
+    let threads = rayon::current_num_threads();
     let grain = grain.max(1);
     if n < 2 * grain || threads <= 1 || SEQUENTIAL.with(|s| s.get()) {
         f(0..n);
@@ -408,9 +378,9 @@ pub(crate) fn par_ranges(n: usize, grain: usize, f: impl Fn(Range<usize>) + Sync
 }
 
 /// The chunks of one `shared_chunks` call, claimed one at a time by the calling thread from the
-/// front and by helper jobs on the pool from the back. Each side so keeps to its end of the
-/// range from one kernel to the next, and a kernel over the tensors the last one wrote finds
-/// its part in its own core's cache.
+/// front and by helper jobs on the pool from the back. The caller (a stream's worker) so keeps
+/// to the front of the range from one kernel to the next, and a kernel over the tensors the
+/// last one wrote finds that part in its own core's cache.
 struct Shared {
     /// The unclaimed chunks `front..back`, as `back << 32 | front`.
     ends: AtomicU64,

@@ -51,7 +51,10 @@ fn init_compute_threads(py: Python<'_>) -> PyResult<()> {
         Some(n) if n > 0 => n,
         _ => py.import("torch")?.call_method0("get_num_threads")?.extract::<usize>()?,
     };
-    // False only if the pool already exists (a second interpreter in the process): keep it.
-    npu_kernels::init_compute_threads(threads);
+    // Fails only if the pool already exists (a second interpreter in the process): keep it.
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads.max(1))
+        .thread_name(|i| format!("npu-compute-{i}"))
+        .build_global();
     Ok(())
 }
