@@ -42,6 +42,9 @@ def test_device_context_streams_and_events():
         assert t.device.index == 1
         s = torch.npu.Stream()
         assert s.device_index == 1
+        # t was written on the default stream: s must wait for it (as on CUDA), else the
+        # product may read it before the fill ran
+        s.wait_stream(torch.npu.current_stream())
         with torch.npu.stream(s):
             u = t * 5
             ev = torch.npu.Event(enable_timing=True)
