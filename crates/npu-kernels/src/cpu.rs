@@ -42,26 +42,10 @@ macro_rules! with_avx2 {
     ) => {
         $(#[$m])*
         $vis fn $name<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            {
-                #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-                unsafe fn avx512<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
-                    $body::<$($g),*>($($arg),*)
-                }
-                #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? {
-                    $body::<$($g),*>($($arg),*)
-                }
-                if $crate::cpu::avx512() {
-                    // SAFETY: the CPU supports these AVX-512 subsets
-                    return unsafe { avx512::<$($g),*>($($arg),*) };
-                }
-                if $crate::cpu::avx2() {
-                    // SAFETY: the CPU supports AVX2
-                    return unsafe { avx2::<$($g),*>($($arg),*) };
-                }
-            }
-            $body::<$($g),*>($($arg),*)
+            $crate::cpu::with_avx2!(unsafe fn dispatch<$($g: $bound),*>($($arg: $ty),*) $(-> $ret)? => $body);
+            // SAFETY: `$body` is a safe function, and `dispatch` picks a copy of it compiled
+            // for features the CPU has
+            unsafe { dispatch::<$($g),*>($($arg),*) }
         }
     };
     // The same for an `unsafe fn` body (raw pointers): the caller upholds the body's contract.
