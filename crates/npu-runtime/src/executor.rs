@@ -4,7 +4,7 @@
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
@@ -51,8 +51,10 @@ pub(crate) struct StreamState {
     completed: AtomicU64,
     done_lock: Mutex<()>,
     done_cv: Condvar,
-    /// Threads blocked on `done_cv`; lets the worker skip the lock when nobody waits.
-    waiters: AtomicUsize,
+    /// The smallest task number a thread blocked on `done_cv` waits for (u64::MAX for none):
+    /// the worker notifies only when it completes that task, not after every task (a host
+    /// thread woken per kernel took the core of the kernel's helper thread each time).
+    wake_at: AtomicU64,
     error: Mutex<Option<RtError>>,
 }
 
@@ -87,7 +89,7 @@ impl StreamState {
             completed: AtomicU64::new(0),
             done_lock: Mutex::new(()),
             done_cv: Condvar::new(),
-            waiters: AtomicUsize::new(0),
+            wake_at: AtomicU64::new(u64::MAX),
             error: Mutex::new(None),
         }
     }
@@ -161,7 +163,7 @@ impl StreamState {
             Err(p) => Some(format!("panic: {}", panic_message(p.as_ref()))),
         };
         self.submitted.fetch_add(1, SeqCst);
-        self.completed.fetch_add(1, SeqCst);
+        self.complete_one();
         drop(q);
         let err = err.map(|m| RtError::new(ErrorKind::Kernel, format!("NPU error in {name}: {m}")));
         match err {
@@ -194,11 +196,15 @@ impl StreamState {
         let start = Instant::now();
         if !spin_until(SPIN, || self.is_done(target)) {
             let mut g = lock(&self.done_lock);
-            self.waiters.fetch_add(1, SeqCst);
-            while !self.is_done(target) {
+            // Registered before each check, so that the worker, which bumps `completed` before
+            // reading `wake_at`, either is seen here as done or sees this target; and again
+            // after each wake-up, since the worker clears it when it notifies.
+            while {
+                self.wake_at.fetch_min(target, SeqCst);
+                !self.is_done(target)
+            } {
                 g = wait(&self.done_cv, g);
             }
-            self.waiters.fetch_sub(1, SeqCst);
         }
         if !on_any_worker() {
             HOST_WAIT_NS.fetch_add(start.elapsed().as_nanos() as u64, Relaxed);
@@ -234,12 +240,19 @@ impl StreamState {
             self.run(task);
             // Inline tasks run only while the queue is empty and the worker idle, so tasks
             // complete strictly in sequence order either way.
-            self.completed.fetch_add(1, SeqCst);
-            if self.waiters.load(SeqCst) > 0 {
-                // Taking the lock orders this notify after a waiter's check-then-wait.
-                let _g = lock(&self.done_lock);
-                self.done_cv.notify_all();
-            }
+            self.complete_one();
+        }
+    }
+
+    /// Counts a task as completed and wakes the waiters if one of them waits for it.
+    fn complete_one(&self) {
+        let done = self.completed.fetch_add(1, SeqCst) + 1;
+        if done >= self.wake_at.load(SeqCst) {
+            // Taking the lock orders this notify after a waiter's check-then-wait; the
+            // waiters that are not done yet register their targets again.
+            let _g = lock(&self.done_lock);
+            self.wake_at.store(u64::MAX, SeqCst);
+            self.done_cv.notify_all();
         }
     }
 

@@ -128,3 +128,44 @@ fn events_are_send_and_sync() {
     ev.synchronize().unwrap();
     assert_eq!(ev.device(), Some(0));
 }
+
+/// Threads blocked on different points of one stream each return once their own point is done,
+/// not when the stream drains: the worker wakes the waiters when the earliest target completes,
+/// and those still short of theirs wait again.
+#[test]
+fn waiters_on_different_points_each_wake_at_their_point() {
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    let s = stream(29);
+    let done = Arc::new(AtomicUsize::new(0));
+    let mut events = Vec::new();
+    for k in 1..=6 {
+        let d = done.clone();
+        let step: Work = Box::new(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            d.store(k, SeqCst);
+            Ok(())
+        });
+        s.launch("step", step).unwrap();
+        let ev = Arc::new(Event::new(false));
+        ev.record(&s).unwrap();
+        events.push(ev);
+    }
+    // (point waited for, steps done when the wait returned)
+    let waiters: Vec<_> = [5usize, 1, 3]
+        .into_iter()
+        .map(|k| {
+            let (ev, d) = (events[k - 1].clone(), done.clone());
+            std::thread::spawn(move || {
+                ev.synchronize().unwrap();
+                (k, d.load(SeqCst))
+            })
+        })
+        .collect();
+    for w in waiters {
+        let (k, seen) = w.join().unwrap();
+        assert!(seen >= k, "the wait for step {k} returned after {seen} steps");
+        // the next step takes 100 ms, so a prompt wake-up still sees the stream short of the end
+        assert!(k == 5 || seen < 6, "the wait for step {k} returned only when the stream drained");
+    }
+    s.synchronize().unwrap();
+}
