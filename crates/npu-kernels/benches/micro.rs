@@ -247,9 +247,10 @@ fn small_op_latency() {
     }
 }
 
-/// One unary op on 1M f32, single-threaded: `OP=Exp cargo test ... one_unary_op -- --ignored`.
+/// One unary op on `N` f32 elements (default 1M), on one thread and on the pool:
+/// `OP=GeluErf N=65536 cargo bench -p npu-kernels --bench micro -- unary`.
 fn one_unary_op() {
-    let m = 1 << 20;
+    let m: usize = std::env::var("N").map_or(1 << 20, |v| v.parse().unwrap());
     let mut a: Vec<f32> = (0..m).map(|i| (i % 1000) as f32 * 0.01 - 5.0).collect();
     let mut c = vec![0f32; m];
     let (a1, c1) = (
@@ -265,7 +266,9 @@ fn one_unary_op() {
         || with_sequential(|| unary(op, &c1, &a1, DType::F32).unwrap()),
         51,
     );
-    println!("{op:?} f32 1M sequential: {t:.3} ms");
+    println!("{op:?} f32 {m} sequential: {t:.4} ms");
+    let t = median_ms(|| unary(op, &c1, &a1, DType::F32).unwrap(), 51);
+    println!("{op:?} f32 {m} parallel: {t:.4} ms");
 }
 
 /// Square matrix products in f32 and bf16, in GFLOP/s.
