@@ -395,20 +395,50 @@ unsafe fn im2col<T: Real>(pr: &Problem, x: P<T>, (n0, nb, g): (usize, usize, usi
                     Some((base, lo, hi)) => {
                         out[..lo].fill(T::from_f64(0.0));
                         out[hi..].fill(T::from_f64(0.0));
-                        if s == 1 {
-                            let src = img.offset(base + lo as isize);
-                            out[lo..hi].copy_from_slice(std::slice::from_raw_parts(src, hi - lo));
-                        } else {
-                            for (o, v) in out[lo..hi].iter_mut().enumerate() {
-                                *v = *img.offset(base + (lo + o) as isize * s);
-                            }
-                        }
+                        gather_strided(&mut out[lo..hi], img.offset(base + lo as isize * s), s);
                     }
                 }
             });
         }
     };
     jobs(nb * pr.cx, kl * gl, parallel, body);
+}
+
+/// `out[o] = src[o * s]`. Stride 2 (the downsampling convolutions) reads pairs, which the
+/// compiler turns into vector loads and shuffles; the last value is read alone, since its pair
+/// may end past the image.
+///
+/// # Safety
+/// `src.offset(o * s)` is readable for every `o < out.len()`.
+unsafe fn gather_strided<T: Real>(out: &mut [T], src: *const T, s: isize) {
+    let n = out.len();
+    match s {
+        1 => out.copy_from_slice(std::slice::from_raw_parts(src, n)),
+        2 if n > 0 => {
+            let pairs = std::slice::from_raw_parts(src, 2 * (n - 1));
+            out.iter_mut().zip(pairs.chunks_exact(2)).for_each(|(o, p)| *o = p[0]);
+            out[n - 1] = *src.add(2 * (n - 1));
+        }
+        _ => out.iter_mut().enumerate().for_each(|(o, v)| *v = *src.offset(o as isize * s)),
+    }
+}
+
+/// `dst[o * s] += vals[o]`, the inverse of [`gather_strided`].
+///
+/// # Safety
+/// `dst.offset(o * s)` is writable for every `o < vals.len()`, and nothing else accesses
+/// that range meanwhile.
+unsafe fn scatter_add_strided<T: Real>(dst: *mut T, vals: &[T], s: isize) {
+    let n = vals.len();
+    match s {
+        1 => std::slice::from_raw_parts_mut(dst, n).iter_mut().zip(vals).for_each(|(d, &v)| *d += v),
+        2 if n > 0 => {
+            let pairs = std::slice::from_raw_parts_mut(dst, 2 * (n - 1));
+            pairs.chunks_exact_mut(2).zip(vals).for_each(|(p, &v)| p[0] += v);
+            *dst.add(2 * (n - 1)) += vals[n - 1];
+        }
+        _ => vals.iter().enumerate().for_each(|(o, &v)| *dst.offset(o as isize * s) += v),
+    }
 }
 
 /// Adds col `[cx*K, nb*L]` (laid out as [`im2col`] writes it) into images `n0..n0+nb` of x.
@@ -436,14 +466,7 @@ unsafe fn col2im<T: Real>(pr: &Problem, col: P<T>, x: P<T>, (n0, nb, g): (usize,
             for_each_row(geo, tap, |row, span| {
                 if let Some((base, lo, hi)) = span {
                     let vals = &std::slice::from_raw_parts(src.add(row * w), w)[lo..hi];
-                    if s == 1 {
-                        let dst = std::slice::from_raw_parts_mut(img.offset(base + lo as isize), hi - lo);
-                        dst.iter_mut().zip(vals).for_each(|(d, &v)| *d += v);
-                    } else {
-                        for (o, &v) in vals.iter().enumerate() {
-                            *img.offset(base + (lo + o) as isize * s) += v;
-                        }
-                    }
+                    scatter_add_strided(img.offset(base + lo as isize * s), vals, s);
                 }
             });
         }
