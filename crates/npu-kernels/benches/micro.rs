@@ -317,33 +317,38 @@ fn attention() {
 /// 3x3 convolutions at the benchmark's ResNet stage shapes (batch 8, f32), forward and the
 /// two gradients.
 fn convolutions() {
-    // `-- conv 256` times only the shapes whose channel count is given.
+    // `-- conv 256` times only the shapes whose input channel count is given (`3`: the stem).
     let only: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
-    for (c, hw) in [(64usize, 56usize), (128, 28), (256, 14), (512, 7)] {
-        if !only.is_empty() && !only.contains(&c) {
+    // (input channels, output channels, kernel, stride, input size): the benchmark's 3x3 shapes,
+    // then resnet18's stem and a downsampling 3x3 at 112x112 input
+    let shapes = [(64usize, 64usize, 3usize, 1usize, 56usize), (128, 128, 3, 1, 28), (256, 256, 3, 1, 14), (512, 512, 3, 1, 7), (3, 64, 7, 2, 112), (64, 128, 3, 2, 28)];
+    for (ci, co, k, st, hw) in shapes {
+        if !only.is_empty() && !only.contains(&ci) {
             continue;
         }
-        let xs = [8, c as i64, hw as i64, hw as i64];
-        let ws = [c as i64, c as i64, 3, 3];
-        let nx = 8 * c * hw * hw;
-        let mut bufs: Vec<Vec<f32>> = [nx, c * c * 9, nx, nx, nx, c * c * 9]
-            .iter()
-            .enumerate()
-            .map(|(k, &n)| (0..n).map(|i| ((i * 7 + k * 3) % 97) as f32 * 0.01 - 0.5).collect())
-            .collect();
-        let sizes = [xs, ws, xs, xs, xs, ws];
-        let v: Vec<View> = bufs.iter_mut().zip(&sizes).map(|(b, s)| view(b, DType::F32, s)).collect();
         let p = ConvParams {
-            stride: vec![1, 1],
-            padding: vec![1, 1],
+            stride: vec![st as i64; 2],
+            padding: vec![(k / 2) as i64; 2],
             dilation: vec![1, 1],
             transposed: false,
             output_padding: vec![0, 0],
             groups: 1,
         };
+        let xs = vec![8, ci as i64, hw as i64, hw as i64];
+        let ws = vec![co as i64, ci as i64, k as i64, k as i64];
+        let ys = conv_output_sizes(&xs, &ws, &p).unwrap();
+        let sizes = [xs.clone(), ws.clone(), ys.clone(), ys, xs, ws];
+        let mut bufs: Vec<Vec<f32>> = sizes
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (0..s.iter().product::<i64>() as usize).map(|i| ((i * 7 + j * 3) % 97) as f32 * 0.01 - 0.5).collect())
+            .collect();
+        let v: Vec<View> = bufs.iter_mut().zip(&sizes).map(|(b, s)| view(b, DType::F32, s)).collect();
+        // the stem's input is the image: no gradient for it
+        let gi = (ci > 3).then_some(&v[4]);
         let tf = median_ms(|| conv_forward(&v[2], &v[0], &v[1], None, &p).unwrap(), 11);
-        let tb = median_ms(|| conv_backward(&v[3], &v[0], &v[1], &p, Some(&v[4]), Some(&v[5]), None).unwrap(), 11);
-        println!("conv2d 3x3 {c}ch {hw}x{hw} b8 f32: forward {tf:.2} ms, backward {tb:.2} ms");
+        let tb = median_ms(|| conv_backward(&v[3], &v[0], &v[1], &p, gi, Some(&v[5]), None).unwrap(), 11);
+        println!("conv2d {k}x{k}/{st} {ci}->{co}ch {hw}x{hw} b8 f32: forward {tf:.2} ms, backward {tb:.2} ms");
     }
 }
 
