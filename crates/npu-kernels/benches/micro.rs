@@ -314,8 +314,8 @@ fn attention() {
     }
 }
 
-/// 3x3 convolutions at the benchmark's ResNet stage shapes (batch 8, f32), forward and the
-/// two gradients.
+/// Convolutions at batch 8 in f32, forward and the gradients: the benchmark's 3x3 ResNet stage
+/// shapes, resnet18's 7x7/2 stem (weight gradient only, as in training) and a 3x3/2 conv.
 fn convolutions() {
     // `-- conv 256` times only the shapes whose input channel count is given (`3`: the stem).
     let only: Vec<usize> = std::env::args().filter_map(|a| a.parse().ok()).collect();
