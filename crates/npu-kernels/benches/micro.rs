@@ -367,7 +367,38 @@ fn cached_adds() {
     }
 }
 
+/// Row kernels on one thread, in ms: softmax and log_softmax over (1024, 1024) and layer norm
+/// over (1024, 256) (TinyGPT's shapes), forward and backward.
+fn row_kernels() {
+    let fill = |n: usize, k: usize| -> Vec<f32> { (0..n).map(|i| ((i * 7 + k * 13) % 101) as f32 * 0.05 - 2.5).collect() };
+    let one = |f: &mut dyn FnMut()| median_ms(|| with_sequential(&mut *f), 21);
+    let n = 1024 * 1024;
+    let (mut x, mut y, mut g, mut d) = (fill(n, 0), fill(n, 1), fill(n, 2), fill(n, 3));
+    let sizes = [1024i64, 1024];
+    let (xv, yv, gv, dv) = (view(&mut x, DType::F32, &sizes), view(&mut y, DType::F32, &sizes), view(&mut g, DType::F32, &sizes), view(&mut d, DType::F32, &sizes));
+    for log in [false, true] {
+        let tf = one(&mut || softmax(&yv, &xv, 1, log).unwrap());
+        let tb = one(&mut || softmax_backward(&dv, &gv, &yv, 1, log).unwrap());
+        println!("{} (1024, 1024) f32 one thread: forward {tf:.3} ms, backward {tb:.3} ms", if log { "log_softmax" } else { "softmax" });
+    }
+    let (rows, cols) = (1024usize, 256usize);
+    let (mut x, mut y, mut dy, mut dx) = (fill(rows * cols, 0), fill(rows * cols, 1), fill(rows * cols, 2), fill(rows * cols, 3));
+    let (mut w, mut b, mut gw, mut gb) = (fill(cols, 4), fill(cols, 5), fill(cols, 6), fill(cols, 7));
+    let (mut mean, mut rstd) = (vec![0f32; rows], vec![1f32; rows]);
+    let sizes = [rows as i64, cols as i64];
+    let (xv, yv, dyv, dxv) = (view(&mut x, DType::F32, &sizes), view(&mut y, DType::F32, &sizes), view(&mut dy, DType::F32, &sizes), view(&mut dx, DType::F32, &sizes));
+    let c = [cols as i64];
+    let (wv, bv, gwv, gbv) = (view(&mut w, DType::F32, &c), view(&mut b, DType::F32, &c), view(&mut gw, DType::F32, &c), view(&mut gb, DType::F32, &c));
+    let (mv, rv) = (view(&mut mean, DType::F32, &[rows as i64, 1]), view(&mut rstd, DType::F32, &[rows as i64, 1]));
+    let tf = one(&mut || layer_norm(&yv, &mv, &rv, &xv, Some(&wv), Some(&bv), cols, 1e-5).unwrap());
+    let tb = one(&mut || layer_norm_backward(&dyv, &xv, &mv, &rv, Some(&wv), cols, Some(&dxv), Some(&gwv), Some(&gbv)).unwrap());
+    println!("layer_norm (1024, 256) f32 one thread: forward {tf:.3} ms, backward {tb:.3} ms");
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "rows") {
+        return row_kernels();
+    }
     if std::env::args().any(|a| a == "cached") {
         return cached_adds();
     }

@@ -21,7 +21,7 @@ use crate::math::Float;
 use crate::philox::PhiloxStream;
 use crate::reduce::{reduce, ReduceOp};
 use crate::scratch::Scratch;
-use crate::softmax::{lane_max, sum_of};
+use crate::lanes::{lane_max, sum_of};
 use crate::view::{err, par_ranges, sequential, View};
 use crate::{DType, KernelError};
 

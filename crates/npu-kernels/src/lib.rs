@@ -31,6 +31,7 @@ mod gemm_amx;
 mod gemm_bf16;
 mod gemm_split;
 mod loss;
+mod lanes;
 mod math;
 mod matmul;
 mod norm;

@@ -7,6 +7,7 @@
 use crate::cpu::with_avx2;
 use crate::dense::{check_float, float_compute, Operand, P};
 use crate::elementwise::storer;
+use crate::lanes::{lane_sum_map, lane_sum_zip, lane_sum_zip3};
 use crate::math::Float;
 use crate::view::{err, par_ranges, View};
 use crate::{DType, KernelError};
@@ -123,13 +124,13 @@ fn ln_forward<F: Float>(
 
 with_avx2!(fn ln_row<F: Float>(xs: &[F], ys: &mut [F], w: Option<&[F]>, b: Option<&[F]>, eps: f64) -> (F, F) => ln_row_body);
 
-/// One row of layer norm: mean and variance summed in f64 (in 8 lanes, so they vectorize),
+/// One row of layer norm: mean and variance summed in f64 (in lanes, so they vectorize),
 /// then `y = (x - mean) * rstd * w + b` in the compute type. Returns (mean, rstd).
 #[inline(always)]
 fn ln_row_body<F: Float>(xs: &[F], ys: &mut [F], w: Option<&[F]>, b: Option<&[F]>, eps: f64) -> (F, F) {
     let n = xs.len();
-    let mu = crate::softmax::lane_sum_map(xs, |x| x.to_f64()) / n as f64;
-    let var = crate::softmax::lane_sum_map(xs, |x| {
+    let mu = lane_sum_map(xs, |x| x.to_f64()) / n as f64;
+    let var = lane_sum_map(xs, |x| {
         let d = x.to_f64() - mu;
         d * d
     }) / n as f64;
@@ -250,19 +251,18 @@ fn ln_backward<F: Float>(
 with_avx2!(fn ln_grad_input_row<F: Float>(dys: &[F], xs: &[F], w: Option<&[F]>, mu: f64, rs: f64, out: &mut [F]) => ln_grad_input_row_body);
 
 /// One row of the input gradient, in f64: with `g = dy * w` and `xhat = (x - mean) * rstd`,
-/// `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`. The sums run in 8 lanes.
+/// `dx = rstd * (g - mean(g) - xhat * mean(g * xhat))`. The sums run in lanes.
 #[inline(always)]
 fn ln_grad_input_row_body<F: Float>(dys: &[F], xs: &[F], w: Option<&[F]>, mu: f64, rs: f64, out: &mut [F]) {
     let n = xs.len();
     let (dys, out) = (&dys[..n], &mut out[..n]);
     let xhat = |j: usize| (xs[j].to_f64() - mu) * rs;
     let (a, b) = match w {
-        Some(w) => {
-            let w = &w[..n];
-            let g = |j: usize| dys[j].to_f64() * w[j].to_f64();
-            (crate::softmax::lane_sum(n, g), crate::softmax::lane_sum(n, |j| g(j) * xhat(j)))
-        }
-        None => (crate::softmax::lane_sum(n, |j| dys[j].to_f64()), crate::softmax::lane_sum(n, |j| dys[j].to_f64() * xhat(j))),
+        Some(w) => (
+            lane_sum_zip(dys, w, |d, w| d.to_f64() * w.to_f64()),
+            lane_sum_zip3(dys, w, xs, |d, w, x| d.to_f64() * w.to_f64() * ((x.to_f64() - mu) * rs)),
+        ),
+        None => (lane_sum_map(dys, |d| d.to_f64()), lane_sum_zip(dys, xs, |d, x| d.to_f64() * ((x.to_f64() - mu) * rs))),
     };
     let (a, b) = (a / n as f64, b / n as f64);
     match w {
@@ -362,13 +362,13 @@ fn store_channels(v: &View, vals: &[f64]) -> Result<(), KernelError> {
 
 with_avx2!(fn plane_sum<F: Float>(xs: &[F], mu: f64, squares: bool) -> f64 => plane_sum_body);
 
-/// `sum(x)`, or `sum((x - mu)^2)` when `squares`, in f64 over 8 lanes.
+/// `sum(x)`, or `sum((x - mu)^2)` when `squares`, in f64 over lanes.
 #[inline(always)]
 fn plane_sum_body<F: Float>(xs: &[F], mu: f64, squares: bool) -> f64 {
     if squares {
-        crate::softmax::lane_sum_map(xs, |v: F| (v.to_f64() - mu) * (v.to_f64() - mu))
+        lane_sum_map(xs, |v: F| (v.to_f64() - mu) * (v.to_f64() - mu))
     } else {
-        crate::softmax::lane_sum_map(xs, |v: F| v.to_f64())
+        lane_sum_map(xs, |v: F| v.to_f64())
     }
 }
 
@@ -383,13 +383,12 @@ fn scale_shift_body<F: Float>(xs: &[F], ys: &mut [F], sc: F, sh: F) {
 
 with_avx2!(fn grad_sums<F: Float>(dys: &[F], xs: &[F], mean: f64) -> (f64, f64) => grad_sums_body);
 
-/// `sum(dy)` and `sum(dy * (x - mean))` over one plane, in f64 over 8 lanes.
+/// `sum(dy)` and `sum(dy * (x - mean))` over one plane, in f64 over lanes.
 #[inline(always)]
 fn grad_sums_body<F: Float>(dys: &[F], xs: &[F], mean: f64) -> (f64, f64) {
     let n = xs.len();
     let dys = &dys[..n];
-    let a = crate::softmax::lane_sum(n, |j| dys[j].to_f64());
-    (a, crate::softmax::lane_sum(n, |j| dys[j].to_f64() * (xs[j].to_f64() - mean)))
+    (lane_sum_map(dys, |d| d.to_f64()), lane_sum_zip(dys, xs, |d, x| d.to_f64() * (x.to_f64() - mean)))
 }
 
 with_avx2!(fn grad_input_plane<F: Float>(dys: &[F], xs: &[F], out: &mut [F], k: f64, mean: f64, c1: f64, c2: f64) => grad_input_plane_body);

@@ -6,6 +6,7 @@
 use crate::elementwise::{loader, storer, LoadFn, StoreFn};
 use crate::math::Float;
 use crate::cpu::with_avx2;
+use crate::lanes::{lane_max, lane_sum_zip, sum_of};
 use crate::view::{err, par_ranges, Ptr, View};
 use crate::{DType, KernelError};
 
@@ -96,18 +97,55 @@ pub fn softmax(dst: &View, src: &View, dim: usize, log: bool) -> Result<(), Kern
     Ok(())
 }
 
+/// Whether rows of `v` can be read as slices of `F` in place: unit stride along the row, the
+/// compute dtype, and (for an input) no byte shared with the output `dst`, which is written
+/// through a mutable slice.
+fn in_place<F: Float>(v: &View, dim: usize, dst: Option<&View>) -> bool {
+    let unit = v.sizes.is_empty() || v.sizes[dim] == 1 || v.strides[dim] == 1;
+    let apart = dst.is_none_or(|d| {
+        let (a, b) = (v.byte_span(), d.byte_span());
+        a.1 <= b.0 || b.1 <= a.0
+    });
+    unit && v.dtype == F::DTYPE && apart
+}
+
+/// Row `len` elements at `row`: the row itself when `direct` (see [`in_place`]), else loaded
+/// (converted to `F`) into `buf`.
+///
+/// # Safety
+/// `row` must point at a row of `len` elements of a validated view, of `F` when `direct`;
+/// `buf` must hold `len` elements when not.
+unsafe fn read_row<F: Float>(direct: bool, row: *const u8, step: isize, len: usize, load: LoadFn<F>, buf: &mut [F]) -> &[F] {
+    if direct {
+        std::slice::from_raw_parts(row as *const F, len)
+    } else {
+        load(row, step, &mut buf[..len]);
+        &buf[..len]
+    }
+}
+
+/// A buffer for a row that cannot be used in place (none when it can).
+fn row_buffer<F: Float>(direct: bool, len: usize) -> Vec<F> {
+    vec![F::ZERO; if direct { 0 } else { len }]
+}
+
 fn forward<F: Float>(dst: &View, src: &View, dim: usize, log: bool) {
     let rows = Rows::new(&src.sizes, dim);
     let (d, s) = (Operand::new(dst, dim), Operand::new(src, dim));
     let (load, store): (LoadFn<F>, StoreFn<F>) = (loader::<F>(src.dtype, None), storer::<F>(dst.dtype, None));
+    let (src_direct, dst_direct) = (in_place::<F>(src, dim, Some(dst)), in_place::<F>(dst, dim, None));
     let len = rows.len;
     par_ranges(rows.count(), (1 << 14) / len.max(1) + 1, |range| {
-        let mut buf = vec![F::ZERO; len];
+        let (mut inb, mut outb) = (row_buffer(src_direct, len), row_buffer(dst_direct, len));
         for r in range {
             unsafe {
-                load(s.row(&rows, r), s.step, &mut buf);
-                softmax_row(&mut buf, log);
-                store(&buf, d.row(&rows, r), d.step);
+                let x = read_row(src_direct, s.row(&rows, r), s.step, len, load, &mut inb);
+                if dst_direct {
+                    softmax_row(x, std::slice::from_raw_parts_mut(d.row(&rows, r) as *mut F, len), log);
+                } else {
+                    softmax_row(x, &mut outb, log);
+                    store(&outb, d.row(&rows, r), d.step);
+                }
             }
         }
     });
@@ -124,99 +162,29 @@ fn max_of<F: Float>(xs: &[F]) -> F {
     }
 }
 
-/// `sum(f(x[i]))` in 8 independent lanes (vectorizable, and more accurate than one running
-/// sum).
-#[inline(always)]
-pub(crate) fn lane_sum<F: Float>(n: usize, f: impl Fn(usize) -> F) -> F {
-    let mut acc = [F::ZERO; 8];
-    // `i + 8 <= n` (not a stepped range) lets the compiler drop the callers' bounds checks on
-    // `i + k`, so the 8 lanes become one vector.
-    let mut i = 0;
-    while i + 8 <= n {
-        for (k, a) in acc.iter_mut().enumerate() {
-            *a = *a + f(i + k);
-        }
-        i += 8;
-    }
-    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    while i < n {
-        s = s + f(i);
-        i += 1;
-    }
-    s
-}
+with_avx2!(fn softmax_row<F: Float>(x: &[F], y: &mut [F], log: bool) => softmax_row_body);
 
-/// `sum(f(x))` over a slice in 8 lanes, in the same order as [`lane_sum`]; fixed-size chunks
-/// let the compiler turn the lanes into one vector.
+/// One row: `y = softmax(x)` (or log_softmax). Each pass is a plain loop over the row, so it
+/// runs 16 lanes wide.
 #[inline(always)]
-pub(crate) fn lane_sum_map<T: Copy, F: Float>(xs: &[T], f: impl Fn(T) -> F) -> F {
-    let mut acc = [F::ZERO; 8];
-    let chunks = xs.chunks_exact(8);
-    let rest = chunks.remainder();
-    for c in chunks {
-        let c: &[T; 8] = c.try_into().expect("chunks of 8");
-        let v: [F; 8] = c.map(&f);
-        for k in 0..8 {
-            acc[k] = acc[k] + v[k];
-        }
-    }
-    let mut s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-    for &x in rest {
-        s = s + f(x);
-    }
-    s
-}
-
-#[inline(always)]
-pub(crate) fn sum_of<F: Float>(xs: &[F]) -> F {
-    lane_sum(xs.len(), |i| xs[i])
-}
-
-/// The maximum in 16 independent lanes (one AVX-512 vector); NaNs are skipped, so callers
-/// that must propagate them let the NaN flow through their arithmetic instead.
-#[inline(always)]
-pub(crate) fn lane_max<F: Float>(xs: &[F]) -> F {
-    let mut acc = [-F::INFINITY; 16];
-    let chunks = xs.chunks_exact(16);
-    let rest = chunks.remainder();
-    for c in chunks {
-        for (a, &x) in acc.iter_mut().zip(c) {
-            *a = if x > *a { x } else { *a };
-        }
-    }
-    // halve the lanes (a short dependency chain, where 16 scalar steps wait on each other)
-    let mut w = 8;
-    while w > 0 {
-        for i in 0..w {
-            acc[i] = if acc[i + w] > acc[i] { acc[i + w] } else { acc[i] };
-        }
-        w /= 2;
-    }
-    let mut m = acc[0];
-    for &x in rest {
-        m = if x > m { x } else { m };
-    }
-    m
-}
-
-with_avx2!(fn softmax_row<F: Float>(x: &mut [F], log: bool) => softmax_row_body);
-
-#[inline(always)]
-fn softmax_row_body<F: Float>(x: &mut [F], log: bool) {
+fn softmax_row_body<F: Float>(x: &[F], y: &mut [F], log: bool) {
+    let y = &mut y[..x.len()];
     let m = max_of(x);
-    // an all -inf row: PyTorch gives NaN for softmax and -inf - (-inf) = NaN for log_softmax
+    // an all -inf row: x - m is NaN, which the exp keeps, as PyTorch gives NaN for softmax
+    // and -inf - (-inf) = NaN for log_softmax
+    for (e, &v) in y.iter_mut().zip(x) {
+        *e = (v - m).exp_softmax();
+    }
+    let total = sum_of(y);
     if log {
-        let lse = lane_sum(x.len(), |i| (x[i] - m).vexp()).ln();
-        for v in x.iter_mut() {
-            *v = *v - m - lse;
+        let lse = total.ln();
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v - m - lse;
         }
     } else {
-        for v in x.iter_mut() {
-            *v = (*v - m).vexp();
-        }
-        let inv = F::ONE / sum_of(x);
-        for v in x.iter_mut() {
-            *v = *v * inv;
+        let inv = F::ONE / total;
+        for o in y.iter_mut() {
+            *o = *o * inv;
         }
     }
 }
@@ -236,21 +204,22 @@ pub fn softmax_backward(dst: &View, grad: &View, output: &View, dim: usize, log:
     Ok(())
 }
 
-with_avx2!(fn backward_row<F: Float>(g: &mut [F], y: &[F], log: bool) => backward_row_body);
+with_avx2!(fn backward_row<F: Float>(g: &[F], y: &[F], dx: &mut [F], log: bool) => backward_row_body);
 
-/// One row of the gradient, in place in `g`: log_softmax `g - exp(y) sum(g)`, softmax
-/// `y (g - sum(g y))`.
+/// One row of the gradient: log_softmax `dx = g - exp(y) sum(g)`, softmax
+/// `dx = y (g - sum(g y))`.
 #[inline(always)]
-fn backward_row_body<F: Float>(g: &mut [F], y: &[F], log: bool) {
+fn backward_row_body<F: Float>(g: &[F], y: &[F], dx: &mut [F], log: bool) {
+    let (y, dx) = (&y[..g.len()], &mut dx[..g.len()]);
     if log {
         let s = sum_of(g);
-        for (gv, &yv) in g.iter_mut().zip(y) {
-            *gv = *gv - yv.vexp() * s;
+        for ((o, &gv), &yv) in dx.iter_mut().zip(g).zip(y) {
+            *o = gv - yv.vexp() * s;
         }
     } else {
-        let s = lane_sum(g.len(), |i| g[i] * y[i]);
-        for (gv, &yv) in g.iter_mut().zip(y) {
-            *gv = yv * (*gv - s);
+        let s = lane_sum_zip(g, y, |a, b| a * b);
+        for ((o, &gv), &yv) in dx.iter_mut().zip(g).zip(y) {
+            *o = yv * (gv - s);
         }
     }
 }
@@ -259,15 +228,21 @@ fn backward<F: Float>(dst: &View, grad: &View, output: &View, dim: usize, log: b
     let rows = Rows::new(&dst.sizes, dim);
     let (d, g, y) = (Operand::new(dst, dim), Operand::new(grad, dim), Operand::new(output, dim));
     let (lg, ly, st) = (loader::<F>(grad.dtype, None), loader::<F>(output.dtype, None), storer::<F>(dst.dtype, None));
+    let (g_direct, y_direct) = (in_place::<F>(grad, dim, Some(dst)), in_place::<F>(output, dim, Some(dst)));
+    let d_direct = in_place::<F>(dst, dim, None);
     let len = rows.len;
     par_ranges(rows.count(), (1 << 14) / len.max(1) + 1, |range| {
-        let (mut gb, mut yb) = (vec![F::ZERO; len], vec![F::ZERO; len]);
+        let (mut gb, mut yb, mut db) = (row_buffer(g_direct, len), row_buffer(y_direct, len), row_buffer(d_direct, len));
         for r in range {
             unsafe {
-                lg(g.row(&rows, r), g.step, &mut gb);
-                ly(y.row(&rows, r), y.step, &mut yb);
-                backward_row(&mut gb, &yb, log);
-                st(&gb, d.row(&rows, r), d.step);
+                let gr = read_row(g_direct, g.row(&rows, r), g.step, len, lg, &mut gb);
+                let yr = read_row(y_direct, y.row(&rows, r), y.step, len, ly, &mut yb);
+                if d_direct {
+                    backward_row(gr, yr, std::slice::from_raw_parts_mut(d.row(&rows, r) as *mut F, len), log);
+                } else {
+                    backward_row(gr, yr, &mut db, log);
+                    st(&db, d.row(&rows, r), d.step);
+                }
             }
         }
     });

@@ -79,6 +79,22 @@ impl View {
         self.sizes.len() == self.strides.len()
     }
 
+    /// The bytes `[start, end)` that the elements of a non-empty, validated view lie in.
+    pub(crate) fn byte_span(&self) -> (usize, usize) {
+        let (mut lo, mut hi) = (0i64, 0i64);
+        for (&size, &stride) in self.sizes.iter().zip(&self.strides) {
+            let reach = (size - 1) * stride;
+            if reach < 0 {
+                lo += reach;
+            } else {
+                hi += reach;
+            }
+        }
+        let size = self.dtype.size() as i64;
+        let base = self.ptr as i64;
+        ((base + lo * size) as usize, (base + (hi + 1) * size) as usize)
+    }
+
     /// Checks that the view can be walked without UB and returns its element count.
     pub(crate) fn validate(&self, op: &str) -> Result<usize, KernelError> {
         if self.sizes.len() != self.strides.len() {

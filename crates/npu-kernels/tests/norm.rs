@@ -71,8 +71,9 @@ fn assert_close(got: &[f64], want: &[f64], tol: f64, what: &str) {
 
 #[test]
 fn layer_norm_forward_and_backward() {
-    let (m, n, eps) = (4usize, 7usize, 1e-5);
-    for dt in [DType::F64, DType::F32, DType::BF16] {
+    // rows shorter than the kernels' sum lanes, and longer with a tail
+    for (n, dt) in [7usize, 70].into_iter().flat_map(|n| [DType::F64, DType::F32, DType::BF16].map(|dt| (n, dt))) {
+        let (m, eps) = (4usize, 1e-5);
         let q = |v: Vec<f64>| -> Vec<f64> { v.iter().map(|&x| read(dt, &write(dt, V::F(x))).real()).collect() };
         let (x, w, b, g) = (q(data(m * n, 1)), q(data(n, 2)), q(data(n, 3)), q(data(m * n, 4)));
         let (_xb, xv) = tensor(dt, &[m as i64, n as i64], &x);
@@ -83,7 +84,7 @@ fn layer_norm_forward_and_backward() {
         let (_rb, rv) = Buf::contiguous(dt, &[m as i64, 1]);
         layer_norm(&yv, &mv, &rv, &xv, Some(&wv), Some(&bv), n, eps).unwrap();
         let tol = match dt { DType::F64 => 1e-9, DType::F32 => 1e-5, _ => 2e-2 };
-        assert_close(&yb.f64s(), &ln_ref(&x, &w, &b, n, eps), tol, &format!("ln forward {dt:?}"));
+        assert_close(&yb.f64s(), &ln_ref(&x, &w, &b, n, eps), tol, &format!("ln forward {dt:?} n {n}"));
         let (_gb, gv) = tensor(dt, &[m as i64, n as i64], &g);
         let (gib, giv) = Buf::contiguous(dt, &[m as i64, n as i64]);
         let (gwb, gwv) = Buf::contiguous(dt, &[n as i64]);
@@ -91,9 +92,9 @@ fn layer_norm_forward_and_backward() {
         layer_norm_backward(&gv, &xv, &mv, &rv, Some(&wv), n, Some(&giv), Some(&gwv), Some(&gbv)).unwrap();
         let [dx, dw, db] = fd_grads(&|x, w, b| ln_ref(x, w, b, n, eps), &x, &w, &b, &g);
         let tol = match dt { DType::F64 => 1e-6, DType::F32 => 1e-4, _ => 5e-2 };
-        assert_close(&gib.f64s(), &dx, tol, &format!("ln grad_input {dt:?}"));
-        assert_close(&gwb.f64s(), &dw, tol, &format!("ln grad_weight {dt:?}"));
-        assert_close(&gbb.f64s(), &db, tol, &format!("ln grad_bias {dt:?}"));
+        assert_close(&gib.f64s(), &dx, tol, &format!("ln grad_input {dt:?} n {n}"));
+        assert_close(&gwb.f64s(), &dw, tol, &format!("ln grad_weight {dt:?} n {n}"));
+        assert_close(&gbb.f64s(), &db, tol, &format!("ln grad_bias {dt:?} n {n}"));
     }
 }
 

@@ -123,6 +123,47 @@ proptest! {
     }
 }
 
+/// Rows longer than the kernel's sum lanes (with tails), along the last dim (read in place)
+/// and the first (strided, staged), and with the output written over an input.
+#[test]
+fn softmax_long_rows_and_in_place() {
+    for len in [31i64, 32, 33, 100, 257] {
+        for dim in [0usize, 1] {
+            for log in [false, true] {
+                let sizes = [3i64, len];
+                let sizes = if dim == 0 { [len, 3] } else { sizes };
+                let n = (3 * len) as usize;
+                let mut rng = Rng(len as u64 * 7 + dim as u64);
+                let x: Vec<f64> = (0..n).map(|_| read(DType::F32, &write(DType::F32, V::F(((rng.next() % 2001) as f64 - 1000.0) / 100.0))).real()).collect();
+                let want = reference(&sizes, dim, &x, |r| softmax_ref(r, log));
+                let what = format!("log={log} {sizes:?} dim {dim}");
+                let (_s, sv) = tensor(DType::F32, &sizes, &Spec::contiguous(2), &x);
+                let (d, dv) = Buf::contiguous(DType::F32, &sizes);
+                softmax(&dv, &sv, dim, log).unwrap();
+                assert_close(&d.f64s(), &want, DType::F32, &format!("forward {what}"));
+                let (s, sv) = tensor(DType::F32, &sizes, &Spec::contiguous(2), &x);
+                softmax(&sv, &sv, dim, log).unwrap();
+                assert_close(&s.f64s(), &want, DType::F32, &format!("forward in place {what}"));
+
+                let g: Vec<f64> = (0..n).map(|_| ((rng.next() % 200) as f64 - 100.0) / 64.0).collect();
+                let y: Vec<f64> = want.iter().map(|&v| read(DType::F32, &write(DType::F32, V::F(v))).real()).collect();
+                let want = reference(&sizes, dim, &(0..n).map(|i| i as f64).collect::<Vec<_>>(), |idx| {
+                    let idx: Vec<usize> = idx.iter().map(|&p| p as usize).collect();
+                    let s: f64 = idx.iter().map(|&p| if log { g[p] } else { g[p] * y[p] }).sum();
+                    idx.iter().map(|&p| if log { g[p] - y[p].exp() * s } else { y[p] * (g[p] - s) }).collect()
+                });
+                let (_yb, yv) = tensor(DType::F32, &sizes, &Spec::contiguous(2), &y);
+                let (gb, gv) = tensor(DType::F32, &sizes, &Spec::contiguous(2), &g);
+                let (d, dv) = Buf::contiguous(DType::F32, &sizes);
+                softmax_backward(&dv, &gv, &yv, dim, log).unwrap();
+                assert_close(&d.f64s(), &want, DType::F32, &format!("backward {what}"));
+                softmax_backward(&gv, &gv, &yv, dim, log).unwrap();
+                assert_close(&gb.f64s(), &want, DType::F32, &format!("backward into the gradient {what}"));
+            }
+        }
+    }
+}
+
 #[test]
 fn softmax_edge_values() {
     let x = [f64::NEG_INFINITY, 0.0, 1000.0, f64::NEG_INFINITY];
