@@ -1,9 +1,7 @@
-//! sort and topk along one dim. Each line is ordered by a stable sort of its positions (keys
+//! sort and topk along one dim. Each line is ordered as by a stable sort of its positions (keys
 //! compared exactly: f64 for floats, i64 for integers and bool), NaN counting as larger than
 //! every number as in PyTorch; values are then copied bit for bit and positions written as
 //! int64 indices. Lines run in parallel.
-
-use std::cmp::Ordering;
 
 use crate::elementwise::loader;
 use crate::gather::offsets;
@@ -15,25 +13,37 @@ fn line_dims(v: &View, dim: usize) -> Vec<(i64, i64)> {
     (0..v.sizes.len()).filter(|&d| d != dim).map(|d| (v.sizes[d], v.strides[d])).collect()
 }
 
-/// Orders `idx` (positions 0..n) by the keys, ascending or descending, stably.
-fn order(keys_f: Option<&[f64]>, keys_i: Option<&[i64]>, idx: &mut [usize], descending: bool) {
-    let cmp_f = |a: f64, b: f64| match (a.is_nan(), b.is_nan()) {
-        (true, true) => Ordering::Equal,
-        (true, false) => Ordering::Greater,
-        (false, true) => Ordering::Less,
-        _ => a.partial_cmp(&b).unwrap_or(Ordering::Equal),
-    };
-    match (keys_f, keys_i) {
-        (Some(k), _) => idx.sort_by(|&a, &b| {
-            let o = cmp_f(k[a], k[b]);
-            if descending { o.reverse() } else { o }
-        }),
-        (_, Some(k)) => idx.sort_by(|&a, &b| {
-            let o = k[a].cmp(&k[b]);
-            if descending { o.reverse() } else { o }
-        }),
-        _ => {}
+/// A float as an integer of the same order, for sorting: -0.0 and 0.0 are one key, and every
+/// NaN is one key above all numbers (PyTorch's order).
+#[inline]
+fn float_key(v: f64) -> i64 {
+    if v.is_nan() {
+        return i64::MAX;
     }
+    let bits = if v == 0.0 { 0 } else { v.to_bits() as i64 };
+    // negative floats order backwards as integers: flip their magnitude bits
+    if bits < 0 {
+        bits ^ i64::MAX
+    } else {
+        bits
+    }
+}
+
+/// Puts the `k` first entries of `line` (key, position) in order, descending keys when asked,
+/// equal keys by position: the order of a stable sort, computed with an unstable one on a
+/// total order (and, for k < n, a selection first).
+fn order(line: &mut [(i64, usize)], k: usize, descending: bool) {
+    if descending {
+        // `!` reverses the order of two's complement integers
+        line.iter_mut().for_each(|e| e.0 = !e.0);
+    }
+    if k == 0 {
+        return;
+    }
+    if k < line.len() {
+        line.select_nth_unstable(k - 1);
+    }
+    line[..k].sort_unstable();
 }
 
 /// The first `k` positions of every line of `src` along `dim` in sorted order, written to
@@ -64,17 +74,18 @@ fn select(op: &str, values: &View, indices: &View, src: &View, dim: usize, k: us
     let size = src.dtype.size();
     let (sp, vp, ip) = (Ptr::new(src.ptr), Ptr::new(values.ptr), Ptr::new(indices.ptr));
     par_ranges(ss.len(), 4096 / n.max(1) + 1, |lines| {
-        let (mut kf, mut ki, mut idx) = (vec![0f64; n], vec![0i64; n], vec![0usize; n]);
+        let (mut kf, mut ki, mut line) = (vec![0f64; n], vec![0i64; n], vec![(0i64, 0usize); n]);
         for l in lines {
             let start = unsafe { sp.byte_at(ss[l], size) };
             if float {
                 unsafe { lf(start, sstep, &mut kf) };
+                line.iter_mut().zip(&kf).enumerate().for_each(|(i, (e, &v))| *e = (float_key(v), i));
             } else {
                 unsafe { li(start, sstep, &mut ki) };
+                line.iter_mut().zip(&ki).enumerate().for_each(|(i, (e, &v))| *e = (v, i));
             }
-            idx.iter_mut().enumerate().for_each(|(i, p)| *p = i);
-            order(float.then_some(&kf[..]), (!float).then_some(&ki[..]), &mut idx, descending);
-            for (j, &p) in idx[..k].iter().enumerate() {
+            order(&mut line, k, descending);
+            for (j, &(_, p)) in line[..k].iter().enumerate() {
                 unsafe {
                     std::ptr::copy_nonoverlapping(sp.byte_at(ss[l] + p as isize * sstep, size), vp.byte_at(vs[l] + j as isize * vstep, size), size);
                     *(ip.byte_at(is[l] + j as isize * istep, 8) as *mut i64) = p as i64;
