@@ -300,42 +300,17 @@ fn lanes<A: Copy>(xs: &[A], init: A, f: impl Fn(A, A) -> A + Copy) -> A {
 }
 
 /// max (or min) of a slice, NaN if it holds one: a plain max/min select per lane (one
-/// instruction) plus a sum of `probe`s that flags possible NaNs for a second look.
+/// instruction), then a sum of `probe`s that flags possible NaNs for a second look. Two passes
+/// through [`lanes`], each with a closure that captures nothing: one loop doing both, with the
+/// direction a run-time flag, was compiled to scalar code.
 #[inline(always)]
 fn extreme<A: Acc>(xs: &[A], is_max: bool) -> A {
-    let pick = |m: A, x: A| {
-        if is_max {
-            if x > m {
-                x
-            } else {
-                m
-            }
-        } else if x < m {
-            x
-        } else {
-            m
-        }
+    let r = if is_max {
+        lanes(xs, A::LOWEST, |m: A, x: A| if x > m { x } else { m })
+    } else {
+        lanes(xs, A::HIGHEST, |m: A, x: A| if x < m { x } else { m })
     };
-    let init = if is_max { A::LOWEST } else { A::HIGHEST };
-    let mut m = [init; LANES];
-    let mut p = [A::ZERO; LANES];
-    let mut it = xs.chunks_exact(LANES);
-    for ch in &mut it {
-        for j in 0..LANES {
-            m[j] = pick(m[j], ch[j]);
-            p[j] = p[j].add(ch[j].probe());
-        }
-    }
-    let (mut r, mut probe) = (init, A::ZERO);
-    for j in 0..LANES {
-        r = pick(r, m[j]);
-        probe = probe.add(p[j]);
-    }
-    for &x in it.remainder() {
-        r = pick(r, x);
-        probe = probe.add(x.probe());
-    }
-    if probe.nan() {
+    if lanes(xs, A::ZERO, |p: A, x: A| p.add(x.probe())).nan() {
         if let Some(&n) = xs.iter().find(|x| x.nan()) {
             return n;
         }

@@ -858,3 +858,32 @@ fn bad_geometry_is_an_error() {
         .0
         .contains("unsupported dtype"));
 }
+
+/// max and min over rows long enough for the vector lanes (and their tails), with a NaN, an
+/// infinity or neither somewhere in the row: NaN wins, else the plain extreme.
+#[test]
+fn extremes_of_long_rows() {
+    for n in [1usize, 63, 64, 65, 200, 1000] {
+        for special in [None, Some(f64::NAN), Some(f64::INFINITY), Some(f64::NEG_INFINITY)] {
+            for at in [0, n / 2, n - 1] {
+                let mut x: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) * 0.5).collect();
+                if let Some(v) = special {
+                    x[at] = v;
+                }
+                let (mut sb, sv) = Buf::contiguous(DType::F32, &[n as i64]);
+                for (i, &v) in x.iter().enumerate() {
+                    sb.set(i as i64, &write(DType::F32, V::F(v)));
+                }
+                for (op, want) in [
+                    (ReduceOp::Amax, if x.iter().any(|v| v.is_nan()) { f64::NAN } else { x.iter().cloned().fold(f64::NEG_INFINITY, f64::max) }),
+                    (ReduceOp::Amin, if x.iter().any(|v| v.is_nan()) { f64::NAN } else { x.iter().cloned().fold(f64::INFINITY, f64::min) }),
+                ] {
+                    let (db, dv) = Buf::contiguous(DType::F32, &[1]);
+                    reduce(op, &dv, &sv, &[0], DType::F32).unwrap();
+                    let got = db.f64s()[0];
+                    assert!(got == want || (got.is_nan() && want.is_nan()), "{op:?} n {n} {special:?} at {at}: got {got}, want {want}");
+                }
+            }
+        }
+    }
+}
