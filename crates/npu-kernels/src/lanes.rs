@@ -7,6 +7,7 @@
 //! Each takes slices, not an index closure: indexing `x[i + k]` through a closure kept its
 //! bounds checks and left the loop scalar.
 
+use crate::cpu::with_avx2;
 use crate::math::Float;
 
 /// Lanes of a sum: 32 (two AVX-512 vectors of f32, four of f64).
@@ -79,6 +80,18 @@ pub(crate) fn lane_sum_zip3<A: Copy, B: Copy, C: Copy, F: Float>(a: &[A], b: &[B
     }
     let tail = a.len() / LANES * LANES;
     finish(acc, a[tail..].iter().zip(&b[tail..]).zip(&c[tail..]).map(|((&x, &y), &z)| f(x, y, z)))
+}
+
+with_avx2!(pub(crate) fn moment_sum<F: Float>(xs: &[F], mu: f64, squares: bool) -> f64 => moment_sum_body);
+
+/// `sum(x)`, or `sum((x - mu)^2)` when `squares`, in f64 over lanes (for means and variances).
+#[inline(always)]
+fn moment_sum_body<F: Float>(xs: &[F], mu: f64, squares: bool) -> f64 {
+    if squares {
+        lane_sum_map(xs, |v: F| (v.to_f64() - mu) * (v.to_f64() - mu))
+    } else {
+        lane_sum_map(xs, |v: F| v.to_f64())
+    }
 }
 
 /// The maximum in 16 independent lanes (one AVX-512 vector of f32); NaNs are skipped, so

@@ -7,7 +7,7 @@
 use crate::cpu::with_avx2;
 use crate::dense::{check_float, float_compute, Operand, P};
 use crate::elementwise::storer;
-use crate::lanes::{lane_sum_map, lane_sum_zip, lane_sum_zip3};
+use crate::lanes::{lane_sum_map, lane_sum_zip, lane_sum_zip3, moment_sum};
 use crate::math::Float;
 use crate::view::{err, par_ranges, View};
 use crate::{DType, KernelError};
@@ -360,18 +360,6 @@ fn store_channels(v: &View, vals: &[f64]) -> Result<(), KernelError> {
     crate::copy(v, &src)
 }
 
-with_avx2!(fn plane_sum<F: Float>(xs: &[F], mu: f64, squares: bool) -> f64 => plane_sum_body);
-
-/// `sum(x)`, or `sum((x - mu)^2)` when `squares`, in f64 over lanes.
-#[inline(always)]
-fn plane_sum_body<F: Float>(xs: &[F], mu: f64, squares: bool) -> f64 {
-    if squares {
-        lane_sum_map(xs, |v: F| (v.to_f64() - mu) * (v.to_f64() - mu))
-    } else {
-        lane_sum_map(xs, |v: F| v.to_f64())
-    }
-}
-
 with_avx2!(fn scale_shift<F: Float>(xs: &[F], ys: &mut [F], sc: F, sh: F) => scale_shift_body);
 
 #[inline(always)]
@@ -430,8 +418,8 @@ fn bn_forward<F: Float>(
         par_ranges(c, 1, |chs| {
             for ch in chs {
                 let plane = |i: usize| unsafe { xp.slice((i * c + ch) * s, s) };
-                let mu = (0..nb).map(|i| plane_sum(plane(i), 0.0, false)).sum::<f64>() / count as f64;
-                let sq = (0..nb).map(|i| plane_sum(plane(i), mu, true)).sum::<f64>();
+                let mu = (0..nb).map(|i| moment_sum(plane(i), 0.0, false)).sum::<f64>() / count as f64;
+                let sq = (0..nb).map(|i| moment_sum(plane(i), mu, true)).sum::<f64>();
                 unsafe {
                     *mp.at(ch) = mu;
                     *vp.at(ch) = sq / count as f64;

@@ -9,7 +9,7 @@ use npu_kernels::{variance, DType};
 fn variance_matches_reference() {
     let sizes = [3i64, 4, 5];
     for dt in [DType::F32, DType::F64, DType::BF16] {
-        for dims in [vec![], vec![1], vec![0, 2]] {
+        for dims in [vec![], vec![1], vec![0, 2], vec![2], vec![1, 2]] {
             for correction in [0.0, 1.0, 2.5] {
                 for std in [false, true] {
                     let (mut xb, _) = Buf::contiguous(dt, &sizes);
@@ -43,6 +43,35 @@ fn variance_matches_reference() {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Rows longer than the kernel's parallel chunk (with a partial last chunk), reduced whole and
+/// per row: the chunks' sums must add up in order.
+#[test]
+fn variance_of_long_rows() {
+    let n = 70_001usize;
+    let sizes = [2i64, n as i64];
+    let (mut xb, xv) = Buf::contiguous(DType::F32, &sizes);
+    let mut r = Rng(11);
+    for i in 0..2 * n {
+        xb.set(i as i64, &write(DType::F32, V::F(((r.next() % 1000) as f64 - 300.0) / 64.0)));
+    }
+    let x = xb.f64s();
+    for dims in [vec![], vec![1]] {
+        let osz: Vec<i64> = if dims.is_empty() { vec![1, 1] } else { vec![2, 1] };
+        let (db, dv) = Buf::contiguous(DType::F32, &osz);
+        let (mb, mv) = Buf::contiguous(DType::F32, &osz);
+        variance(&dv, Some(&mv), &xv, &dims, 1.0, false).unwrap();
+        let groups: Vec<&[f64]> = if dims.is_empty() { vec![&x[..]] } else { x.chunks(n).collect() };
+        for (k, vals) in groups.iter().enumerate() {
+            let len = vals.len() as f64;
+            let mean = vals.iter().sum::<f64>() / len;
+            let var = vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (len - 1.0);
+            let (g, m) = (db.f64s()[k], mb.f64s()[k]);
+            assert!((g - var).abs() <= 1e-6 * var, "{dims:?} row {k}: var {g} vs {var}");
+            assert!((m - mean).abs() <= 1e-6 * (1.0 + mean.abs()), "{dims:?} row {k}: mean {m} vs {mean}");
         }
     }
 }
