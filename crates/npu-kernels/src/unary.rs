@@ -255,7 +255,7 @@ fn float_kernel_body<F: Float>(op: UnaryOp, a: &Arg<F>, out: &mut [F]) {
         Exp => map1!(a, out, |x: F| x.vexp()),
         Exp2 => map1!(a, out, |x: F| x.exp2()),
         Expm1 => map1!(a, out, |x: F| x.exp_m1()),
-        Log => map1!(a, out, |x: F| x.ln()),
+        Log => map1!(a, out, |x: F| x.vln()),
         Log2 => map1!(a, out, |x: F| x.log2()),
         Log10 => map1!(a, out, |x: F| x.log10()),
         Log1p => map1!(a, out, |x: F| x.ln_1p()),
