@@ -92,6 +92,17 @@ def test_group_norm_forward_backward(dtype, shape, groups, affine):
         check(an.grad, a.grad, **tol(dtype, scale=16))
 
 
+def test_group_norm_strided_empty_batch_and_empty_groups():
+    x = make((3, 6, 5, 4), torch.float32, 5).transpose(2, 3)
+    check(F.group_norm(x.npu(), 2), F.group_norm(x, 2), atol=1e-5, rtol=1e-5)
+    for a, b in zip(torch.native_group_norm(x.npu(), None, None, 3, 6, 20, 3, 1e-5), torch.native_group_norm(x, None, None, 3, 6, 20, 3, 1e-5)):
+        check(a, b, atol=1e-5, rtol=1e-5)
+    e = torch.empty(0, 6, 4, 4)
+    check(F.group_norm(e.npu(), 3), F.group_norm(e, 3))
+    with pytest.raises(RuntimeError, match="HxW to be greater than 0"):
+        torch.native_group_norm(torch.empty(2, 6, 0).npu(), None, None, 2, 6, 0, 3, 1e-5)
+
+
 @pytest.mark.parametrize("mode", ["reflect", "replicate"])
 @pytest.mark.parametrize("dtype", FLOATS)
 @pytest.mark.parametrize("shape,pad", [((2, 3, 7), (2, 3)), ((3, 7), (1, 0)), ((2, 3, 6, 5), (-1, 2, -2, 1)), ((2, 3, 5, 6), (1, 2, 3, 4)), ((3, 5, 6), (2, 2, 1, 1)), ((1, 2, 4, 5, 6), (1, 1, 2, 0, 3, 2))])

@@ -77,8 +77,7 @@ def test_var_std(dtype, dim, correction, keepdim):
 
 
 def test_group_norm_forward_runs_natively():
-    # PyTorch composes group_norm's forward from var_mean; its backward
-    # (native_group_norm_backward) has no npu kernel yet
+    # native_group_norm has an npu kernel (PyTorch's default composes it from var_mean)
     torch.manual_seed(0)
     gn = torch.nn.GroupNorm(2, 6)
     gn_n = torch.nn.GroupNorm(2, 6).npu()

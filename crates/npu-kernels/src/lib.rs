@@ -81,7 +81,7 @@ pub use amp::{check_unscale_target, unscale_and_check, update_scale};
 pub use optim::{fused_adam, fused_layout, fused_sgd, AdamConfig, SgdConfig};
 pub use pad::{pad, pad_backward, PadMode};
 pub use pairwise::{log_sigmoid, log_sigmoid_backward, pair_backward, pair_loss, pair_loss_reduced, PairGrad, PairLoss};
-pub use norm::{batch_norm, batch_norm_backward, group_norm_backward, layer_norm, layer_norm_backward};
+pub use norm::{batch_norm, batch_norm_backward, group_norm, group_norm_backward, layer_norm, layer_norm_backward};
 pub use philox::{philox4x32_10, PhiloxStream};
 pub use pool::{adaptive_avg_pool, adaptive_max_pool, avg_pool, avg_pool_backward, max_pool, max_pool_backward, PoolParams};
 pub use random::{

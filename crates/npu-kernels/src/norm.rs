@@ -145,6 +145,94 @@ fn ln_row_body<F: Float>(xs: &[F], ys: &mut [F], w: Option<&[F]>, b: Option<&[F]
     (muf, rsf)
 }
 
+/// Group norm over `[N, C, *]`: each of the `groups` channel groups of each image is
+/// normalised by its mean and variance (f64 sums, two passes), then scaled and shifted per
+/// channel; `mean` and `rstd` get one value per (image, group), `N * groups` contiguous.
+#[allow(clippy::too_many_arguments)]
+pub fn group_norm(
+    out: &View,
+    mean: &View,
+    rstd: &View,
+    input: &View,
+    weight: Option<&View>,
+    bias: Option<&View>,
+    groups: usize,
+    eps: f64,
+) -> Result<(), KernelError> {
+    const OP: &str = "native_group_norm";
+    let mut all = vec![out, mean, rstd, input];
+    all.extend(weight);
+    all.extend(bias);
+    check_float(OP, &all)?;
+    if input.sizes.len() < 2 || out.sizes != input.sizes {
+        return Err(err(OP, format!("expected input [N, C, *] and an output of its shape, got {:?} and {:?}", input.sizes, out.sizes)));
+    }
+    let (n, c) = (input.sizes[0] as usize, input.sizes[1] as usize);
+    if groups == 0 || c % groups != 0 {
+        return Err(err(OP, format!("{c} channels do not split into {groups} groups")));
+    }
+    check_len(OP, "mean", mean, n * groups)?;
+    check_len(OP, "rstd", rstd, n * groups)?;
+    for v in weight.iter().chain(bias.iter()) {
+        check_len(OP, "weight", v, c)?;
+    }
+    match float_compute(&all) {
+        DType::F64 => gn_forward::<f64>(out, mean, rstd, input, weight, bias, groups, eps),
+        _ => gn_forward::<f32>(out, mean, rstd, input, weight, bias, groups, eps),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn gn_forward<F: Float>(
+    out: &View,
+    mean: &View,
+    rstd: &View,
+    input: &View,
+    weight: Option<&View>,
+    bias: Option<&View>,
+    groups: usize,
+    eps: f64,
+) -> Result<(), KernelError> {
+    let (n, c) = (input.sizes[0] as usize, input.sizes[1] as usize);
+    let s: usize = input.sizes[2..].iter().map(|&v| v as usize).product();
+    let d = c / groups;
+    let ct = F::DTYPE;
+    let x = Operand::of(input, ct)?;
+    let y = Operand::output(out, ct);
+    let (xp, yp) = (P(x.ptr::<F>()), P(y.ptr::<F>()));
+    let w = channel_values(weight, c)?;
+    let b = channel_values(bias, c)?;
+    let (mut means, mut rstds) = (vec![F::ZERO; n * groups], vec![F::ZERO; n * groups]);
+    let (mp, rp) = (P(means.as_mut_ptr()), P(rstds.as_mut_ptr()));
+    par_ranges(n * groups, ((1 << 14) / (d * s).max(1)).max(1), |rows| {
+        for ng in rows {
+            // SAFETY: a group is d * s contiguous elements of the staged input and output;
+            // each task owns its groups
+            unsafe {
+                let base = ng * d * s;
+                let xs = xp.slice(base, d * s) as &[F];
+                let mu = moment_sum(xs, 0.0, false) / (d * s) as f64;
+                let var = moment_sum(xs, mu, true) / (d * s) as f64;
+                let rs = 1.0 / (var + eps).sqrt();
+                *mp.at(ng) = F::c(mu);
+                *rp.at(ng) = F::c(rs);
+                for k in 0..d {
+                    let ch = (ng % groups) * d + k;
+                    let sc = rs * w.as_ref().map_or(1.0, |w| w[ch]);
+                    let sh = b.as_ref().map_or(0.0, |b| b[ch]) - mu * sc;
+                    scale_shift(xp.slice(base + k * s, s), yp.slice(base + k * s, s), F::c(sc), F::c(sh));
+                }
+            }
+        }
+    });
+    y.finish(out)?;
+    unsafe {
+        store_flat(mean, &means);
+        store_flat(rstd, &rstds);
+    }
+    Ok(())
+}
+
 /// Gradients of [`layer_norm`]; each is computed when its view is given.
 #[allow(clippy::too_many_arguments)]
 pub fn layer_norm_backward(

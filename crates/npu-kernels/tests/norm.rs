@@ -149,7 +149,7 @@ fn batch_norm_training_eval_and_backward() {
 
 /// group_norm_backward against central differences of a naive f64 group norm.
 #[test]
-fn group_norm_backward_matches_finite_differences() {
+fn group_norm_forward_and_backward() {
     use npu_kernels::group_norm_backward;
     let (n, c, s, groups) = (2usize, 4usize, 3usize, 2usize);
     let d = c / groups;
@@ -200,6 +200,40 @@ fn group_norm_backward_matches_finite_differences() {
     let (gwb, gwv) = Buf::contiguous(DType::F64, &[c as i64]);
     let (gbb, gbv) = Buf::contiguous(DType::F64, &[c as i64]);
     group_norm_backward(&gv, &xv, &mv, &rv, Some(&wv), groups, [Some(&giv), Some(&gwv), Some(&gbv)]).unwrap();
+
+    // the forward against the same reference (f64, and f32 with the affine parameters)
+    for dt in [DType::F64, DType::F32] {
+        let cast = |v: &[f64], sizes: &[i64]| {
+            let (mut bb, view) = Buf::contiguous(dt, sizes);
+            for (i, &z) in v.iter().enumerate() {
+                bb.set(i as i64, &write(dt, V::F(z)));
+            }
+            (bb, view)
+        };
+        let (xq, xv) = cast(&x, &sz);
+        let xq = xq.f64s();
+        let (_wb, wv) = cast(&w, &[c as i64]);
+        let (_bb, bv) = cast(&b, &[c as i64]);
+        let (yb, yv) = Buf::contiguous(dt, &sz);
+        let (mb, mv) = Buf::contiguous(dt, &[n as i64, groups as i64]);
+        let (rb, rv) = Buf::contiguous(dt, &[n as i64, groups as i64]);
+        npu_kernels::group_norm(&yv, &mv, &rv, &xv, Some(&wv), Some(&bv), groups, 1e-5).unwrap();
+        let (mean, rstd) = stats(&xq);
+        let wq: Vec<f64> = w.iter().map(|&z| read(dt, &write(dt, V::F(z))).real()).collect();
+        let bq: Vec<f64> = b.iter().map(|&z| read(dt, &write(dt, V::F(z))).real()).collect();
+        let want: Vec<f64> = (0..n * c * s)
+            .map(|i| {
+                let (ni, ch) = (i / (c * s), i / s % c);
+                let g = ni * groups + ch / d;
+                (xq[i] - mean[g]) * rstd[g] * wq[ch] + bq[ch]
+            })
+            .collect();
+        let tol = if dt == DType::F64 { 1e-9 } else { 1e-5 };
+        assert_close(&yb.f64s(), &want, tol, &format!("group_norm forward {dt:?}"));
+        assert_close(&mb.f64s(), &mean, tol, &format!("group_norm mean {dt:?}"));
+        assert_close(&rb.f64s(), &rstd, tol, &format!("group_norm rstd {dt:?}"));
+    }
+
     let eps = 1e-6;
     let numeric = |f: &dyn Fn(f64) -> f64| (f(eps) - f(-eps)) / (2.0 * eps);
     for i in 0..x.len() {

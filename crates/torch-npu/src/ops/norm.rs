@@ -235,6 +235,38 @@ fn batch_norm_backward(ctx: &Ctx) -> Result<()> {
     })
 }
 
+/// native_group_norm(input, weight?, bias?, N, C, HxW, group, eps) -> (out, mean, rstd), the
+/// statistics of shape [N, group].
+fn group_norm(ctx: &Ctx) -> Result<()> {
+    let op = ctx.op;
+    let input = ctx.tensor(0)?;
+    let (weight, bias) = (ctx.opt_tensor(1)?, ctx.opt_tensor(2)?);
+    let mut all = vec![&input];
+    all.extend([&weight, &bias].into_iter().flatten());
+    let device = common_device(&op, &all)?;
+    floating(&op, &input)?;
+    let (n, c, hw, groups, eps) = (ctx.int(3), ctx.int(4), ctx.int(5), ctx.int(6), ctx.double(7));
+    let c_in = channels(&op, &input, &[&weight, &bias])?;
+    if hw <= 0 {
+        // as PyTorch's CPU kernel (no statistics over empty groups)
+        return Err(Error::runtime(format!("{op}: Expected HxW to be greater than 0, got {hw}")));
+    }
+    if c_in != c || input.sizes()[0] != n || input.numel() as i64 != n * c * hw || groups <= 0 || c % groups != 0 {
+        return Err(Error::runtime(format!(
+            "{op}: input {:?} does not match N={n}, C={c}, HxW={hw}, group={groups}",
+            input.sizes()
+        )));
+    }
+    let out = ctx.new_output(input.sizes(), None, input.dtype(), device)?;
+    let mean = ctx.new_output(&[n, groups], None, input.dtype(), device)?;
+    let rstd = ctx.new_output(&[n, groups], None, input.dtype(), device)?;
+    let (o, mu, rs, x) = (out.view, mean.view, rstd.view, input.view);
+    let (w, b) = (weight.map(|t| t.view), bias.map(|t| t.view));
+    launch(&op, device, move || {
+        npu_kernels::group_norm(&o, &mu, &rs, &x, w.as_ref(), b.as_ref(), groups as usize, eps).map_err(|e| e.0)
+    })
+}
+
 /// native_group_norm_backward(grad_out, input, mean, rstd, weight?, N, C, HxW, group,
 /// output_mask) -> (grad_input, grad_weight, grad_bias).
 fn group_norm_backward(ctx: &Ctx) -> Result<()> {
@@ -265,6 +297,7 @@ fn group_norm_backward(ctx: &Ctx) -> Result<()> {
 }
 
 pub const OPS: &[(&str, fn(&Ctx) -> Result<()>)] = &[
+    ("native_group_norm", group_norm),
     ("native_group_norm_backward", group_norm_backward),
     ("native_layer_norm", layer_norm),
     ("native_layer_norm_backward", layer_norm_backward),
