@@ -1,7 +1,8 @@
 //! softmax and log_softmax along one dim, and their backward, on strided views of any rank.
-//! Each row (the elements along `dim` for one position of the other dims) is read into an f32
-//! (f64 for f64 data) buffer, reduced with the maximum subtracted first, and written back with
-//! one rounding to the output dtype, as PyTorch's CPU kernels compute.
+//! Each row (the elements along `dim` for one position of the other dims) is computed in f32
+//! (f64 for f64 data), with the maximum subtracted first, and written with one rounding to the
+//! output dtype, as PyTorch's CPU kernels compute. Rows of the compute dtype with unit stride
+//! are read and written in place; others go through a row buffer.
 
 use crate::elementwise::{loader, storer, LoadFn, StoreFn};
 use crate::math::Float;
