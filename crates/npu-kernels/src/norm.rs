@@ -448,6 +448,17 @@ fn store_channels(v: &View, vals: &[f64]) -> Result<(), KernelError> {
     crate::copy(v, &src)
 }
 
+with_avx2!(fn affine2<F: Float>(a: &[F], b: &[F], out: &mut [F], ka: F, kb: F, k: F) => affine2_body);
+
+/// `out = ka a + kb b + k`.
+#[inline(always)]
+fn affine2_body<F: Float>(a: &[F], b: &[F], out: &mut [F], ka: F, kb: F, k: F) {
+    let (b, out) = (&b[..a.len()], &mut out[..a.len()]);
+    for ((o, &x), &y) in out.iter_mut().zip(a).zip(b) {
+        *o = ka * x + kb * y + k;
+    }
+}
+
 with_avx2!(fn scale_shift<F: Float>(xs: &[F], ys: &mut [F], sc: F, sh: F) => scale_shift_body);
 
 #[inline(always)]
@@ -692,47 +703,71 @@ pub fn group_norm_backward(
         return Err(err(op, format!("expected input [N, C, *] and a gradient of its shape, got {:?} and {:?}", input.sizes, dy.sizes)));
     }
     let (n, c) = (input.sizes[0] as usize, input.sizes[1] as usize);
-    let s: usize = input.sizes[2..].iter().map(|&v| v as usize).product();
     if groups == 0 || c % groups != 0 {
         return Err(err(op, format!("{c} channels do not split into {groups} groups")));
     }
     check_len(op, "mean", mean, n * groups)?;
     check_len(op, "rstd", rstd, n * groups)?;
+    match float_compute(&all) {
+        DType::F64 => gn_backward::<f64>(dy, input, mean, rstd, weight, groups, grads),
+        _ => gn_backward::<f32>(dy, input, mean, rstd, weight, groups, grads),
+    }
+}
+
+/// [`group_norm_backward`] in the compute type `F`: one parallel pass sums `dy` and `dy * x`
+/// per (image, channel) plane in f64 lanes; the weight and bias gradients and each group's
+/// coefficients come from those sums; a second parallel pass writes
+/// `dx = rstd w dy + c2 x + c3` (the closed form of the layer-norm-style backward).
+fn gn_backward<F: Float>(
+    dy: &View,
+    input: &View,
+    mean: &View,
+    rstd: &View,
+    weight: Option<&View>,
+    groups: usize,
+    grads: [Option<&View>; 3],
+) -> Result<(), KernelError> {
+    let (n, c) = (input.sizes[0] as usize, input.sizes[1] as usize);
+    let s: usize = input.sizes[2..].iter().map(|&v| v as usize).product();
     let d = c / groups;
-    let (x, g) = (Operand::of(input, DType::F64)?, Operand::of(dy, DType::F64)?);
-    let (xp, gp) = (P(x.ptr::<f64>()), P(g.ptr::<f64>()));
+    let ct = F::DTYPE;
+    let (x, g) = (Operand::of(input, ct)?, Operand::of(dy, ct)?);
+    let (xp, gp) = (P(x.ptr::<F>()), P(g.ptr::<F>()));
     let mean = channel_values(Some(mean), n * groups)?.unwrap_or_default();
     let rstd = channel_values(Some(rstd), n * groups)?.unwrap_or_default();
     let w = channel_values(weight, c)?;
     let wc = |ch: usize| w.as_ref().map_or(1.0, |w| w[ch]);
+    // per plane (image, channel): sum(dy) and sum(dy * x)
+    let (mut sum_dy, mut sum_dyx) = (vec![0f64; n * c], vec![0f64; n * c]);
+    let (sp, sxp) = (P(sum_dy.as_mut_ptr()), P(sum_dyx.as_mut_ptr()));
+    par_ranges(n * c, ((1 << 14) / s.max(1)).max(1), |planes| {
+        for pl in planes {
+            // SAFETY: plane `pl` is s contiguous staged elements; each task owns its planes
+            unsafe {
+                let (xs, gs) = (xp.slice(pl * s, s) as &[F], gp.slice(pl * s, s) as &[F]);
+                *sp.at(pl) = lane_sum_map(gs, |v| v.to_f64());
+                *sxp.at(pl) = lane_sum_zip(gs, xs, |a, b| a.to_f64() * b.to_f64());
+            }
+        }
+    });
     if let Some(gi) = grads[0] {
-        let out = Operand::output(gi, DType::F64);
-        let op_ = P(out.ptr::<f64>());
+        let out = Operand::output(gi, ct);
+        let op_ = P(out.ptr::<F>());
         let m = (d * s) as f64;
-        par_ranges(n * groups, 1, |rows| unsafe {
-            for ng in rows {
-                let (ni, gi_) = (ng / groups, ng % groups);
+        par_ranges(n * c, ((1 << 14) / s.max(1)).max(1), |planes| {
+            for pl in planes {
+                let (ni, ch) = (pl / c, pl % c);
+                let (gr, ng) = (ch / d, ni * groups + ch / d);
                 let (mu, rs) = (mean[ng], rstd[ng]);
-                let (mut sum_dy, mut sum_dy_x) = (0.0, 0.0);
-                for ch in gi_ * d..(gi_ + 1) * d {
-                    let base = (ni * c + ch) * s;
-                    let (xs, gs) = (xp.slice(base, s), gp.slice(base, s));
-                    let w = wc(ch);
-                    for (xv, gv) in xs.iter().zip(gs.iter()) {
-                        sum_dy += gv * w;
-                        sum_dy_x += gv * w * xv;
-                    }
-                }
-                // dx = rstd·w·dy + c2·x + c3, the closed form of layer-norm-style backward
-                let c2 = (sum_dy * mu - sum_dy_x) * rs * rs * rs / m;
-                let c3 = -c2 * mu - sum_dy * rs / m;
-                for ch in gi_ * d..(gi_ + 1) * d {
-                    let base = (ni * c + ch) * s;
-                    let (xs, gs, os) = (xp.slice(base, s), gp.slice(base, s), op_.slice(base, s));
-                    let k = rs * wc(ch);
-                    for ((o, xv), gv) in os.iter_mut().zip(xs.iter()).zip(gs.iter()) {
-                        *o = k * gv + c2 * xv + c3;
-                    }
+                let chans = ni * c + gr * d..ni * c + (gr + 1) * d;
+                let g_dy: f64 = chans.clone().map(|p| wc(p % c) * sum_dy[p]).sum();
+                let g_dyx: f64 = chans.map(|p| wc(p % c) * sum_dyx[p]).sum();
+                let c2 = (g_dy * mu - g_dyx) * rs * rs * rs / m;
+                let c3 = -c2 * mu - g_dy * rs / m;
+                // SAFETY: as above; the output plane is the task's own
+                unsafe {
+                    let (xs, gs, os) = (xp.slice(pl * s, s) as &[F], gp.slice(pl * s, s) as &[F], op_.slice(pl * s, s));
+                    affine2(gs, xs, os, F::c(rs * wc(ch)), F::c(c2), F::c(c3));
                 }
             }
         });
@@ -742,13 +777,9 @@ pub fn group_norm_backward(
         let (mut gw, mut gb) = (vec![0.0; c], vec![0.0; c]);
         for ni in 0..n {
             for ch in 0..c {
-                let ng = ni * groups + ch / d;
-                let base = (ni * c + ch) * s;
-                let (xs, gs) = unsafe { (xp.slice(base, s), gp.slice(base, s)) };
-                for (xv, gv) in xs.iter().zip(gs.iter()) {
-                    gw[ch] += gv * (xv - mean[ng]) * rstd[ng];
-                    gb[ch] += gv;
-                }
+                let (pl, ng) = (ni * c + ch, ni * groups + ch / d);
+                gw[ch] += (sum_dyx[pl] - mean[ng] * sum_dy[pl]) * rstd[ng];
+                gb[ch] += sum_dy[pl];
             }
         }
         if let Some(v) = grads[1] {

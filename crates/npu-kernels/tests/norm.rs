@@ -150,8 +150,15 @@ fn batch_norm_training_eval_and_backward() {
 /// group_norm_backward against central differences of a naive f64 group norm.
 #[test]
 fn group_norm_forward_and_backward() {
+    // planes shorter than the kernels' sum lanes, and longer with a tail
+    for s in [3usize, 70] {
+        group_norm_case(s);
+    }
+}
+
+fn group_norm_case(s: usize) {
     use npu_kernels::group_norm_backward;
-    let (n, c, s, groups) = (2usize, 4usize, 3usize, 2usize);
+    let (n, c, groups) = (2usize, 4usize, 2usize);
     let d = c / groups;
     let mut rng = Rng(7);
     let mut rand = || ((rng.next() >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0;
@@ -257,4 +264,25 @@ fn group_norm_forward_and_backward() {
         });
         assert!((gwb.f64s()[ch] - ww).abs() < 1e-5 && (gbb.f64s()[ch] - bb).abs() < 1e-5, "dw/db[{ch}]");
     }
+
+    // the f32 kernel against the f64 one
+    let f32buf = |v: &[f64], sizes: &[i64]| {
+        let (mut bb, view) = Buf::contiguous(DType::F32, sizes);
+        for (i, &z) in v.iter().enumerate() {
+            bb.set(i as i64, &write(DType::F32, V::F(z)));
+        }
+        (bb, view)
+    };
+    let (_xb, xv) = f32buf(&x, &sz);
+    let (_gb, gv) = f32buf(&dy, &sz);
+    let (_mb, mv) = f32buf(&mean, &[n as i64, groups as i64]);
+    let (_rb, rv) = f32buf(&rstd, &[n as i64, groups as i64]);
+    let (_wb, wv) = f32buf(&w, &[c as i64]);
+    let (gib32, giv) = Buf::contiguous(DType::F32, &sz);
+    let (gwb32, gwv) = Buf::contiguous(DType::F32, &[c as i64]);
+    let (gbb32, gbv) = Buf::contiguous(DType::F32, &[c as i64]);
+    group_norm_backward(&gv, &xv, &mv, &rv, Some(&wv), groups, [Some(&giv), Some(&gwv), Some(&gbv)]).unwrap();
+    assert_close(&gib32.f64s(), &gib.f64s(), 1e-4, &format!("f32 grad_input, s {s}"));
+    assert_close(&gwb32.f64s(), &gwb.f64s(), 1e-4, &format!("f32 grad_weight, s {s}"));
+    assert_close(&gbb32.f64s(), &gbb.f64s(), 1e-4, &format!("f32 grad_bias, s {s}"));
 }
