@@ -8,6 +8,7 @@ use crate::elementwise::{loader, storer, LoadFn, StoreFn};
 use crate::math::Float;
 use crate::cpu::with_avx2;
 use crate::lanes::{lane_max, lane_sum_zip, sum_of};
+use crate::dense::P;
 use crate::view::{err, par_ranges, Ptr, View};
 use crate::{DType, KernelError};
 
@@ -130,7 +131,86 @@ fn row_buffer<F: Float>(direct: bool, len: usize) -> Vec<F> {
     vec![F::ZERO; if direct { 0 } else { len }]
 }
 
+/// Columns per block of [`forward_columns`]: one AVX-512 vector of f32.
+const COLS: usize = 16;
+
+/// For softmax along a dim that is not the last of contiguous tensors: (outer, len, inner) with
+/// inner > 1, when `src` and `dst` are contiguous in `F` and apart. Else None.
+fn column_layout<F: Float>(dst: &View, src: &View, dim: usize) -> Option<(usize, usize, usize)> {
+    let inner: usize = src.sizes.get(dim + 1..)?.iter().map(|&v| v as usize).product();
+    let ok = inner > 1
+        && src.is_contiguous()
+        && dst.is_contiguous()
+        && src.dtype == F::DTYPE
+        && dst.dtype == F::DTYPE
+        && in_place::<F>(src, src.sizes.len() - 1, Some(dst));
+    let len = src.sizes[dim] as usize;
+    ok.then(|| (src.numel() / (len * inner), len, inner))
+}
+
+/// Softmax along the middle dim of contiguous (outer, len, inner) data, over blocks of
+/// [`COLS`] adjacent columns: each pass reads `len` rows of a block, so a row's elements are
+/// contiguous and the columns fill a vector (a column read alone touches one element per
+/// cache line).
+fn forward_columns<F: Float>(ys: &mut [F], xs: &[F], (outer, len, inner): (usize, usize, usize), log: bool) {
+    let blocks = inner.div_ceil(COLS);
+    let (yp, xp) = (P(ys.as_mut_ptr()), P(xs.as_ptr() as *mut F));
+    par_ranges(outer * blocks, ((1 << 14) / (len * COLS)).max(1), |tasks| {
+        for t in tasks {
+            let (o, c0) = (t / blocks, t % blocks * COLS);
+            let at = o * len * inner + c0;
+            // SAFETY: the block's `len` rows of COLS.min(inner - c0) columns lie inside both
+            // slices; each task writes its own block
+            unsafe { softmax_block(xp.at(at), yp.at(at), len, inner, COLS.min(inner - c0), log) };
+        }
+    });
+}
+
+with_avx2!(unsafe fn softmax_block<F: Float>(xs: *const F, ys: *mut F, len: usize, stride: usize, w: usize, log: bool) => softmax_block_body);
+
+/// One block of `w` <= COLS columns, rows `stride` apart: the maximum per column (NaN sticks),
+/// the exps and their sums, then the outputs.
+///
+/// # Safety
+/// `xs` and `ys` must point at `len` rows of `w` elements, `stride` apart, not overlapping.
+#[inline(always)]
+unsafe fn softmax_block_body<F: Float>(xs: *const F, ys: *mut F, len: usize, stride: usize, w: usize, log: bool) {
+    let row = |r: usize| std::slice::from_raw_parts(xs.add(r * stride), w);
+    let out = |r: usize| std::slice::from_raw_parts_mut(ys.add(r * stride), w);
+    let (mut m, mut sum) = ([-F::INFINITY; COLS], [F::ZERO; COLS]);
+    let (m, sum) = (&mut m[..w], &mut sum[..w]);
+    for r in 0..len {
+        for (mj, &x) in m.iter_mut().zip(row(r)) {
+            *mj = if x.is_nan() || x > *mj { x } else { *mj };
+        }
+    }
+    for r in 0..len {
+        for ((s, &mj), (&xj, yj)) in sum.iter_mut().zip(m.iter()).zip(row(r).iter().zip(out(r))) {
+            let e = (xj - mj).exp_softmax();
+            *yj = e;
+            *s = *s + e;
+        }
+    }
+    // log_softmax: x - m - ln(sum); softmax: e * (1 / sum), as the row kernel
+    let mut k = [F::ZERO; COLS];
+    for (kj, &s) in k.iter_mut().zip(sum.iter()) {
+        *kj = if log { s.ln() } else { F::ONE / s };
+    }
+    for r in 0..len {
+        for ((&kj, &mj), (&xj, yj)) in k.iter().zip(m.iter()).zip(row(r).iter().zip(out(r))) {
+            *yj = if log { xj - mj - kj } else { *yj * kj };
+        }
+    }
+}
+
 fn forward<F: Float>(dst: &View, src: &View, dim: usize, log: bool) {
+    if let Some(shape) = column_layout::<F>(dst, src, dim) {
+        // SAFETY: both are contiguous views of numel elements of F that share no byte
+        let (ys, xs) = unsafe {
+            (std::slice::from_raw_parts_mut(dst.ptr as *mut F, dst.numel()), std::slice::from_raw_parts(src.ptr as *const F, src.numel()))
+        };
+        return forward_columns(ys, xs, shape, log);
+    }
     let rows = Rows::new(&src.sizes, dim);
     let (d, s) = (Operand::new(dst, dim), Operand::new(src, dim));
     let (load, store): (LoadFn<F>, StoreFn<F>) = (loader::<F>(src.dtype, None), storer::<F>(dst.dtype, None));
