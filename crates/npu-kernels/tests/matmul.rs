@@ -179,13 +179,14 @@ fn large_products_are_split_without_changing_results() {
 }
 
 /// bf16 with long odd depths (the AVX512-BF16 kernel pads the last pair; on AMX, depths past
-/// 512 take several passes), tiles cut at both edges, transposed operands, summed products
-/// (addbmm), and on AMX products larger than one task (128 rows, 256 columns).
+/// 256 take several passes), tiles cut at both edges, transposed operands, summed products
+/// (addbmm), and on AMX products of several tasks (at most 512 rows by 512 columns each,
+/// fewer on small products).
 #[test]
 fn bf16_products_with_long_odd_depths() {
     let c = Spec::contiguous(3);
     let t = Spec { perm: vec![0, 2, 1], ..Spec::contiguous(3) };
-    for (m, k, n) in [(37, 1101, 70), (13, 1025, 33), (1, 600, 5), (140, 40, 270)] {
+    for (m, k, n) in [(37, 1101, 70), (13, 1025, 33), (1, 600, 5), (140, 40, 270), (530, 300, 40), (40, 300, 530)] {
         check(DType::BF16, &[2], (m, k, n), false, [&c, &t, &c], 1.0, 0.5, 5);
         check(DType::BF16, &[2], (m, k, n), false, [&c, &c, &t], -2.0, 0.0, 6);
         check(DType::BF16, &[2], (m, k, n), true, [&Spec::contiguous(2), &c, &c], 0.5, 1.0, 7);
