@@ -190,19 +190,12 @@ fn group_norm_case(s: usize) {
             .sum()
     };
     let (mean, rstd) = stats(&x);
-    let buf = |v: &[f64], sizes: &[i64]| {
-        let (mut bb, view) = Buf::contiguous(DType::F64, sizes);
-        for (i, &z) in v.iter().enumerate() {
-            bb.set(i as i64, &write(DType::F64, V::F(z)));
-        }
-        (bb, view)
-    };
     let sz = [n as i64, c as i64, s as i64];
-    let (_xb, xv) = buf(&x, &sz);
-    let (_gb, gv) = buf(&dy, &sz);
-    let (_mb, mv) = buf(&mean, &[n as i64, groups as i64]);
-    let (_rb, rv) = buf(&rstd, &[n as i64, groups as i64]);
-    let (_wb, wv) = buf(&w, &[c as i64]);
+    let (_xb, xv) = tensor(DType::F64, &sz, &x);
+    let (_gb, gv) = tensor(DType::F64, &sz, &dy);
+    let (_mb, mv) = tensor(DType::F64, &[n as i64, groups as i64], &mean);
+    let (_rb, rv) = tensor(DType::F64, &[n as i64, groups as i64], &rstd);
+    let (_wb, wv) = tensor(DType::F64, &[c as i64], &w);
     let (gib, giv) = Buf::contiguous(DType::F64, &sz);
     let (gwb, gwv) = Buf::contiguous(DType::F64, &[c as i64]);
     let (gbb, gbv) = Buf::contiguous(DType::F64, &[c as i64]);
@@ -210,17 +203,10 @@ fn group_norm_case(s: usize) {
 
     // the forward against the same reference (f64, and f32 with the affine parameters)
     for dt in [DType::F64, DType::F32] {
-        let cast = |v: &[f64], sizes: &[i64]| {
-            let (mut bb, view) = Buf::contiguous(dt, sizes);
-            for (i, &z) in v.iter().enumerate() {
-                bb.set(i as i64, &write(dt, V::F(z)));
-            }
-            (bb, view)
-        };
-        let (xq, xv) = cast(&x, &sz);
+        let (xq, xv) = tensor(dt, &sz, &x);
         let xq = xq.f64s();
-        let (_wb, wv) = cast(&w, &[c as i64]);
-        let (_bb, bv) = cast(&b, &[c as i64]);
+        let (_wb, wv) = tensor(dt, &[c as i64], &w);
+        let (_bb, bv) = tensor(dt, &[c as i64], &b);
         let (yb, yv) = Buf::contiguous(dt, &sz);
         let (mb, mv) = Buf::contiguous(dt, &[n as i64, groups as i64]);
         let (rb, rv) = Buf::contiguous(dt, &[n as i64, groups as i64]);
@@ -266,18 +252,11 @@ fn group_norm_case(s: usize) {
     }
 
     // the f32 kernel against the f64 one
-    let f32buf = |v: &[f64], sizes: &[i64]| {
-        let (mut bb, view) = Buf::contiguous(DType::F32, sizes);
-        for (i, &z) in v.iter().enumerate() {
-            bb.set(i as i64, &write(DType::F32, V::F(z)));
-        }
-        (bb, view)
-    };
-    let (_xb, xv) = f32buf(&x, &sz);
-    let (_gb, gv) = f32buf(&dy, &sz);
-    let (_mb, mv) = f32buf(&mean, &[n as i64, groups as i64]);
-    let (_rb, rv) = f32buf(&rstd, &[n as i64, groups as i64]);
-    let (_wb, wv) = f32buf(&w, &[c as i64]);
+    let (_xb, xv) = tensor(DType::F32, &sz, &x);
+    let (_gb, gv) = tensor(DType::F32, &sz, &dy);
+    let (_mb, mv) = tensor(DType::F32, &[n as i64, groups as i64], &mean);
+    let (_rb, rv) = tensor(DType::F32, &[n as i64, groups as i64], &rstd);
+    let (_wb, wv) = tensor(DType::F32, &[c as i64], &w);
     let (gib32, giv) = Buf::contiguous(DType::F32, &sz);
     let (gwb32, gwv) = Buf::contiguous(DType::F32, &[c as i64]);
     let (gbb32, gbv) = Buf::contiguous(DType::F32, &[c as i64]);
