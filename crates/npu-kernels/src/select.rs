@@ -157,7 +157,8 @@ fn gather<T: Copy>(dst: &View, src: &View, mask: &View, n: usize, starts: &[usiz
 }
 
 /// `nonzero`: the coordinates of every nonzero element of `src` in row-major order, as the rows
-/// of the int64 `dst` [count_nonzero(src), rank].
+/// of the int64 `dst` [count_nonzero(src), rank]. Blocks of the elements are counted, then each
+/// writes its rows from its own start, in parallel.
 pub fn nonzero(dst: &View, src: &View) -> Result<(), KernelError> {
     let name = "nonzero";
     reject_complex(name, &[src.dtype])?;
@@ -168,27 +169,74 @@ pub fn nonzero(dst: &View, src: &View) -> Result<(), KernelError> {
     if dst.dtype != DType::I64 || dst.sizes.len() != 2 || dst.sizes[1] != rank as i64 {
         return Err(err(name, format!("output must be int64 of shape [count, {rank}], got {:?} {}", dst.sizes, dst.dtype.name())));
     }
-    let load = crate::elementwise::loader::<f64>(src.dtype, None);
-    let (sp, size) = (crate::view::Ptr::new(src.ptr), src.dtype.size());
-    let mut pos = vec![0i64; rank];
-    let mut row = 0i64;
-    for _ in 0..n {
-        let off: i64 = pos.iter().zip(&src.strides).map(|(p, s)| p * s).sum();
-        let mut v = [0.0];
-        unsafe { load(sp.byte_at(off as isize, size), 1, &mut v) };
-        if v[0] != 0.0 || v[0].is_nan() {
-            if row >= dst.sizes[0] {
-                return Err(err(name, "more nonzero elements than output rows".into()));
-            }
-            for (k, &p) in pos.iter().enumerate() {
-                let o = row * dst.strides[0] + k as i64 * dst.strides[1];
-                unsafe { *(dst.ptr as *mut i64).offset(o as isize) = p };
-            }
-            row += 1;
-        }
-        crate::view::next_index(&mut pos, &src.sizes);
+    let counts = if n == 0 { Vec::new() } else { block_counts(src, n) };
+    let total: usize = counts.iter().sum();
+    if total > dst.sizes[0] as usize {
+        return Err(err(name, "more nonzero elements than output rows".into()));
     }
+    if total == 0 || rank == 0 {
+        // (a 0-dim nonzero is one row of no coordinates)
+        return Ok(());
+    }
+    let starts: Vec<usize> = counts.iter().scan(0, |acc, &c| Some(std::mem::replace(acc, *acc + c))).collect();
+    let layout = Layout::<1>::new(&src.sizes, [&src.strides]);
+    let [st] = layout.inner_strides();
+    let load = truth_loader::<u8>(src.dtype);
+    let (sp, dp, size) = (Ptr::new(src.ptr), Ptr::new(dst.ptr), src.dtype.size());
+    let (rs, cs) = (dst.strides[0] as isize, dst.strides[1] as isize);
+    let sizes = src.sizes.as_slice();
+    par_ranges(starts.len(), 1, |range| {
+        let mut buf = vec![0u8; CHUNK];
+        let mut coord = vec![0i64; rank];
+        for b in range {
+            let mut row = starts[b] as isize;
+            // the coordinates of linear index `at`, moved forward to each nonzero element
+            let mut at = b * BLOCK;
+            set_coords(&mut coord, at, sizes);
+            layout.for_each_row(b * BLOCK..((b + 1) * BLOCK).min(n), |i0, [off], len| {
+                let mut done = 0;
+                while done < len {
+                    let k = CHUNK.min(len - done);
+                    unsafe { load(sp.byte_at(off + done as isize * st, size), st, &mut buf[..k]) };
+                    for (j, &t) in buf[..k].iter().enumerate() {
+                        if t != 0 {
+                            let i = i0 + done + j;
+                            advance(&mut coord, i - at, sizes);
+                            at = i;
+                            for (d, &c) in coord.iter().enumerate() {
+                                unsafe { *dp.at::<i64>(row * rs + d as isize * cs) = c };
+                            }
+                            row += 1;
+                        }
+                    }
+                    done += k;
+                }
+            });
+        }
+    });
     Ok(())
+}
+
+/// `coord` = the row-major coordinates of linear index `i` within `sizes` (none of them 0).
+fn set_coords(coord: &mut [i64], mut i: usize, sizes: &[i64]) {
+    for d in (0..sizes.len()).rev() {
+        coord[d] = (i % sizes[d] as usize) as i64;
+        i /= sizes[d] as usize;
+    }
+}
+
+/// Moves `coord` forward by `delta` linear positions within `sizes`: a division only where the
+/// move crosses into another innermost row.
+fn advance(coord: &mut [i64], delta: usize, sizes: &[i64]) {
+    let last = sizes.len() - 1;
+    coord[last] += delta as i64;
+    let mut d = last;
+    while coord[d] >= sizes[d] && d > 0 {
+        let carry = coord[d] / sizes[d];
+        coord[d] %= sizes[d];
+        d -= 1;
+        coord[d] += carry;
+    }
 }
 
 /// `isin`: `dst[i] = elements[i] ∈ test` (or ∉ with `invert`), comparing values exactly (as f64

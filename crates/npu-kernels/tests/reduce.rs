@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use npu_kernels::{
-    arg_reduce, count_nonzero, masked_select, reduce, reduce_norm, reduce_with_index,
+    arg_reduce, count_nonzero, masked_select, nonzero, reduce, reduce_norm, reduce_with_index,
     with_sequential, DType, ReduceOp, View,
 };
 use proptest::prelude::*;
@@ -620,6 +620,16 @@ proptest! {
         // a wrong output size is an error
         let (_b2, bad) = Buf::contiguous(st, &[sel.len() as i64 + 1]);
         prop_assert!(masked_select(&bad, &src.view(), &mask.view()).is_err());
+        // nonzero: the coordinates of the same elements, in the same order
+        let rank = sizes.len() as i64;
+        let (nb, nv) = Buf::contiguous(DType::I64, &[sel.len() as i64, rank]);
+        nonzero(&nv, &mask.view()).unwrap();
+        let got: Vec<i64> = (0..sel.len() as i64 * rank).map(|k| i64::from_le_bytes(nb.elem(k).try_into().unwrap())).collect();
+        prop_assert_eq!(got, sel.iter().flat_map(|i| i.iter().copied()).collect::<Vec<i64>>());
+        if !sel.is_empty() {
+            let (_b3, short) = Buf::contiguous(DType::I64, &[sel.len() as i64 - 1, rank]);
+            prop_assert!(nonzero(&short, &mask.view()).is_err());
+        }
     }
 }
 
@@ -662,6 +672,26 @@ fn large_argmax_count_and_select() {
     for k in [0usize, 1, 21845, 21846, c - 1] {
         assert_eq!(ob.elem(k as i64), src.buf.elem(3 * k as i64));
     }
+    // nonzero across blocks, rows and a transposed layout: the (i, j, k) of 3-d mask (70, 40, 50)
+    // stored k-major, nonzero where (i + 2j + 3k) % 97 == 0 (gaps longer than a row), against
+    // the row-major walk
+    let sizes = [70i64, 40, 50];
+    let mut m3 = Arr::new(DType::F32, &sizes, &Spec { perm: vec![2, 0, 1], ..Spec::contiguous(3) });
+    let mut want = Vec::new();
+    for idx in indices(&sizes) {
+        let hit = (idx[0] + 2 * idx[1] + 3 * idx[2]) % 97 == 0;
+        let p = m3.pos(&idx);
+        m3.buf.set(p, &(if hit { -0.5f32 } else { -0.0f32 }).to_le_bytes());
+        if hit {
+            want.extend_from_slice(&idx);
+        }
+    }
+    let rows = want.len() as i64 / 3;
+    assert_eq!(count_nonzero(&m3.view()).unwrap() as i64, rows);
+    let (nb, nv) = Buf::contiguous(DType::I64, &[rows, 3]);
+    nonzero(&nv, &m3.view()).unwrap();
+    let got: Vec<i64> = (0..rows * 3).map(|k| i64::from_le_bytes(nb.elem(k).try_into().unwrap())).collect();
+    assert!(got == want, "nonzero of a transposed 3-d mask");
 }
 
 // ----------------------------------------------------------------------------------------
