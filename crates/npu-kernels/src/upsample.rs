@@ -200,35 +200,66 @@ fn forward<F: Float>(out: &View, input: &View, p: Plan<F>) -> Result<(), KernelE
     let src = Operand::of(input, F::DTYPE)?;
     let dst = Operand::output(out, F::DTYPE);
     let (sp, dp) = (P(src.ptr::<F>()), P(dst.ptr::<F>()));
-    let [tz, ty, tx] = &p.taps;
-    let (il, ol) = (p.inp.iter().product::<usize>(), p.out.iter().product::<usize>());
+    let [tz, ty, _] = &p.taps;
+    let (il, ol, w) = (p.inp.iter().product::<usize>(), p.out.iter().product::<usize>(), p.out[2]);
     let rows = p.out[0] * p.out[1];
     // one task per output row (plane, z, y): planes alone may be fewer than the threads
-    par_ranges(p.planes * rows, (4096 / p.out[2]).max(1), |range| {
+    par_ranges(p.planes * rows, (4096 / w).max(1), |range| {
+        let mut lines = Lines::new(2 * tz.k * ty.k, w);
+        let (mut acc, mut acc_y) = (vec![F::ZERO; w], vec![F::ZERO; w]);
         for r in range {
             let (plane, zy) = (r / rows, r % rows);
             let (z, y) = (zy / p.out[1], zy % p.out[1]);
             let x_in = unsafe { std::slice::from_raw_parts(sp.get().add(plane * il) as *const F, il) };
-            let row = unsafe { dp.slice(plane * ol + zy * p.out[2], p.out[2]) };
-            for (x, o) in row.iter_mut().enumerate() {
-                let mut acc = F::ZERO;
-                for a in z * tz.k..(z + 1) * tz.k {
-                    let mut acc_y = F::ZERO;
-                    for b in y * ty.k..(y + 1) * ty.k {
-                        let base = (tz.index[a] * p.inp[1] + ty.index[b]) * p.inp[2];
-                        let mut acc_x = F::ZERO;
-                        for c in x * tx.k..(x + 1) * tx.k {
-                            acc_x = acc_x + x_in[base + tx.index[c]] * tx.weight[c];
-                        }
-                        acc_y = acc_y + acc_x * ty.weight[b];
-                    }
-                    acc = acc + acc_y * tz.weight[a];
+            // the sums of the original per-output loop, in its order, a row at a time
+            acc.fill(F::ZERO);
+            for a in z * tz.k..(z + 1) * tz.k {
+                acc_y.fill(F::ZERO);
+                for b in y * ty.k..(y + 1) * ty.k {
+                    let line = tz.index[a] * p.inp[1] + ty.index[b];
+                    let h = lines.get(plane * il + line, x_in, line * p.inp[2], &p);
+                    let wy = ty.weight[b];
+                    acc_y.iter_mut().zip(h).for_each(|(s, &v)| *s = *s + v * wy);
                 }
-                *o = acc;
+                let wz = tz.weight[a];
+                acc.iter_mut().zip(&acc_y).for_each(|(s, &v)| *s = *s + v * wz);
             }
+            unsafe { dp.slice(plane * ol + zy * w, w) }.copy_from_slice(&acc);
         }
     });
     dst.finish(out)
+}
+
+/// Input rows interpolated along x, kept for the next output rows that read them (each input
+/// row serves several output rows: four at a bilinear 2x upsampling). Keyed by the row's
+/// element offset in the input; replaced round-robin.
+struct Lines<F> {
+    keys: Vec<usize>,
+    rows: Vec<Vec<F>>,
+    next: usize,
+}
+
+impl<F: Float> Lines<F> {
+    fn new(capacity: usize, width: usize) -> Self {
+        Lines { keys: vec![usize::MAX; capacity], rows: vec![vec![F::ZERO; width]; capacity], next: 0 }
+    }
+
+    /// Row `key` (at `start` in the plane `x_in`): for each output x, `sum_c in[x tap c] *
+    /// weight c`, summed from zero in tap order.
+    fn get(&mut self, key: usize, x_in: &[F], start: usize, p: &Plan<F>) -> &[F] {
+        if let Some(i) = self.keys.iter().position(|&k| k == key) {
+            return &self.rows[i];
+        }
+        let i = self.next;
+        self.next = (i + 1) % self.keys.len();
+        self.keys[i] = key;
+        let tx = &p.taps[2];
+        let src = &x_in[start..start + p.inp[2]];
+        for ((o, idx), wt) in self.rows[i].iter_mut().zip(tx.index.chunks_exact(tx.k)).zip(tx.weight.chunks_exact(tx.k)) {
+            *o = idx.iter().zip(wt).fold(F::ZERO, |s, (&j, &w)| s + src[j] * w);
+        }
+        &self.rows[i]
+    }
 }
 
 /// The gradient of [`upsample`]: `grad_input` (overwritten) accumulates each output gradient
