@@ -52,6 +52,9 @@ pub fn copy(dst: &View, src: &View) -> Result<(), KernelError> {
 }
 
 fn copy_bits<T: Copy>(layout: &Layout<2>, dst: Ptr, src: Ptr) {
+    if copy_transposed::<T>(layout, dst, src) {
+        return;
+    }
     let [ds, ss] = layout.inner_strides();
     let grain = MEMCPY_GRAIN_BYTES / std::mem::size_of::<T>();
     par_ranges(layout.numel(), grain, |range| {
@@ -66,6 +69,51 @@ fn copy_bits<T: Copy>(layout: &Layout<2>, dst: Ptr, src: Ptr) {
             }
         })
     });
+}
+
+/// Side of the square tiles of [`copy_transposed`]: 32 rows of one operand's cache lines.
+const TILE: usize = 32;
+
+/// A copy whose two inner dims are transposed between the operands (`x.t().contiguous()`, a
+/// layout change between NCHW and NHWC): one operand runs along the last dim, the other along
+/// the one before. Row by row, one side would touch a new cache line per element; square tiles
+/// read and write whole lines on both sides. Returns false (nothing copied) for other layouts.
+fn copy_transposed<T: Copy>(layout: &Layout<2>, dst: Ptr, src: Ptr) -> bool {
+    let (shape, strides) = layout.dims();
+    let nd = shape.len();
+    if nd < 2 || shape[nd - 1] < TILE || shape[nd - 2] < TILE {
+        return false;
+    }
+    let ([ds, ss], [ds2, ss2]) = (strides[nd - 1], strides[nd - 2]);
+    if !((ds == 1 && ss2 == 1) || (ss == 1 && ds2 == 1)) {
+        return false;
+    }
+    let (rows, cols) = (shape[nd - 2], shape[nd - 1]);
+    let (tr, tc) = (rows.div_ceil(TILE), cols.div_ceil(TILE));
+    let outer = &shape[..nd - 2];
+    let tiles = outer.iter().product::<usize>() * tr * tc;
+    let grain = (MEMCPY_GRAIN_BYTES / std::mem::size_of::<T>() / (TILE * TILE)).max(1);
+    par_ranges(tiles, grain, |range| {
+        for t in range {
+            let (mut o, ti, tj) = (t / (tr * tc), t / tc % tr, t % tc);
+            // the outer dims' offsets of plane `o`
+            let (mut od, mut os) = (0isize, 0isize);
+            for d in (0..nd - 2).rev() {
+                let i = (o % outer[d]) as isize;
+                o /= outer[d];
+                od += i * strides[d][0];
+                os += i * strides[d][1];
+            }
+            for i in ti * TILE..((ti + 1) * TILE).min(rows) {
+                let (rd, rs) = (od + i as isize * ds2, os + i as isize * ss2);
+                for j in tj * TILE..((tj + 1) * TILE).min(cols) {
+                    let j = j as isize;
+                    unsafe { *dst.at::<T>(rd + j * ds) = *src.at::<T>(rs + j * ss) };
+                }
+            }
+        }
+    });
+    true
 }
 
 fn copy_convert<D: Element, S: Element>(layout: &Layout<2>, dst: Ptr, src: Ptr) {

@@ -257,6 +257,11 @@ impl<const K: usize> Layout<K> {
         Layout::new(&sz, std::array::from_fn(|k| st[k].as_slice()))
     }
 
+    /// The simplified dims: sizes and, per dim, the operands' element strides.
+    pub(crate) fn dims(&self) -> (&[usize], &[[isize; K]]) {
+        (&self.shape, &self.strides)
+    }
+
     pub(crate) fn numel(&self) -> usize {
         self.shape.iter().product()
     }

@@ -357,6 +357,23 @@ fn copy_rejects_bad_views() {
     fill(&empty, Scalar::Int(1)).unwrap();
 }
 
+/// Copies whose two inner dims are transposed between the operands go through square tiles:
+/// both directions, partial tiles at both edges, outer dims, a broadcast source, each element
+/// size.
+#[test]
+fn transposed_copies() {
+    let c = Spec::contiguous(3);
+    let t = Spec { perm: vec![0, 2, 1], ..Spec::contiguous(3) };
+    let b = Spec { bcast: vec![false, false, true], ..t.clone() };
+    for dt in [DType::U8, DType::BF16, DType::F32, DType::I64, DType::C128] {
+        for (ds, ss) in [(&c, &t), (&t, &c), (&c, &b)] {
+            for sizes in [[3i64, 70, 45], [1, 64, 33], [2, 31, 90]] {
+                check_copy(&sizes, dt, ds, dt, ss, 11);
+            }
+        }
+    }
+}
+
 /// Large tensors take the parallel path; it must give the same bytes as the sequential one.
 #[test]
 fn parallel_copy_matches_sequential() {
