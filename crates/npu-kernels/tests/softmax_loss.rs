@@ -26,11 +26,6 @@ fn tensor(dt: DType, sizes: &[i64], spec: &Spec, vals: &[f64]) -> (Buf, View) {
     (b, v)
 }
 
-fn values(b: &Buf, v: &View) -> Vec<f64> {
-    let base = (v.ptr as usize - b.bytes().as_ptr() as usize) / v.dtype.size();
-    indices(&v.sizes).iter().map(|i| read(v.dtype, b.elem(base as i64 + offset_of(i, &v.strides))).real()).collect()
-}
-
 /// Reference along `dim` on row-major values.
 fn reference(sizes: &[i64], dim: usize, x: &[f64], f: impl Fn(&[f64]) -> Vec<f64>) -> Vec<f64> {
     let mut out = vec![0.0; x.len()];
