@@ -114,9 +114,14 @@ fn load_indices(op: &str, index: &View, lines: &Lines, bound: i64) -> Result<Vec
     let mut out = Vec::with_capacity(lines.count() * lines.len);
     for &s in &lines.starts[0] {
         for k in 0..lines.len as isize {
-            let mut v = [0i64];
-            unsafe { load(ip.byte_at(s + k * lines.steps[0], size), 1, &mut v) };
-            let v = v[0];
+            let at = unsafe { ip.byte_at(s + k * lines.steps[0], size) };
+            let v = if index.dtype == DType::I64 {
+                unsafe { (at as *const i64).read_unaligned() }
+            } else {
+                let mut v = [0i64];
+                unsafe { load(at, 1, &mut v) };
+                v[0]
+            };
             if v < 0 || v >= bound {
                 return Err(err(op, format!("index {v} is out of bounds for dimension with size {bound}")));
             }
@@ -143,19 +148,28 @@ pub fn gather(dst: &View, src: &View, dim: usize, index: &View) -> Result<(), Ke
     }
     let lines = Lines::new(&index, dim, &[&index, &src, &dst]);
     let idx = load_indices(OP, &index, &lines, src.sizes[dim])?;
-    let size = src.dtype.size();
     let (sp, dp) = (Ptr::new(src.ptr), Ptr::new(dst.ptr));
+    match src.dtype.size() {
+        1 => gather_lines::<u8>(&lines, &idx, sp, dp),
+        2 => gather_lines::<u16>(&lines, &idx, sp, dp),
+        4 => gather_lines::<u32>(&lines, &idx, sp, dp),
+        8 => gather_lines::<u64>(&lines, &idx, sp, dp),
+        _ => gather_lines::<[u64; 2]>(&lines, &idx, sp, dp),
+    }
+    Ok(())
+}
+
+/// Moves gather's elements as `T`-sized bit patterns (a copy of a run-time size was a call
+/// per element).
+fn gather_lines<T: Copy>(lines: &Lines, idx: &[i64], sp: Ptr, dp: Ptr) {
     par_ranges(lines.count(), 4096 / lines.len.max(1) + 1, |ls| unsafe {
         for l in ls {
             let (s0, d0) = (lines.starts[1][l], lines.starts[2][l]);
-            for k in 0..lines.len {
-                let from = sp.byte_at(s0 + idx[l * lines.len + k] as isize * lines.steps[1], size);
-                let to = dp.byte_at(d0 + k as isize * lines.steps[2], size);
-                std::ptr::copy_nonoverlapping(from, to, size);
+            for (k, &i) in idx[l * lines.len..(l + 1) * lines.len].iter().enumerate() {
+                *dp.at::<T>(d0 + k as isize * lines.steps[2]) = *sp.at::<T>(s0 + i as isize * lines.steps[1]);
             }
         }
     });
-    Ok(())
 }
 
 /// One element read and written as f64 (floats) or i64 (integers and bool).

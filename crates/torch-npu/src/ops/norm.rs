@@ -1,7 +1,7 @@
 //! `native_layer_norm`, `native_batch_norm` and their backward ops.
 use npu_kernels::{DType, View};
 
-use super::{common_device, launch, Ctx, Tensor};
+use super::{common_device, launch, launch_sized, Ctx, Tensor};
 use crate::status::{Error, Result};
 
 fn floating(op: &str, t: &Tensor) -> Result<()> {
@@ -62,7 +62,7 @@ fn layer_norm(ctx: &Ctx) -> Result<()> {
     let rstd = ctx.new_output(&stat_sizes, None, input.dtype(), device)?;
     let (o, mu, rs, x) = (out.view, mean.view, rstd.view, input.view);
     let (w, b) = (weight.map(|t| t.view), bias.map(|t| t.view));
-    launch(&op, device, move || {
+    launch_sized(&op, device, x.numel(), move || {
         npu_kernels::layer_norm(&o, &mu, &rs, &x, w.as_ref(), b.as_ref(), n, eps).map_err(|e| e.0)
     })
 }

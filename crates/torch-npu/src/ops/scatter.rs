@@ -4,7 +4,7 @@ use npu_kernels::{ScatterReduce, ScatterSrc};
 
 use super::elementwise::{output, Variant};
 use super::softmax::wrap_dim;
-use super::{common_device, launch, Ctx};
+use super::{common_device, launch_sized, Ctx};
 use crate::status::{Error, Result};
 
 /// gather(self, dim, index, *, sparse_grad=False) and gather.out.
@@ -28,7 +28,7 @@ fn gather_impl(ctx: &Ctx, variant: Variant) -> Result<()> {
     // shapes are checked here, so a bad call raises at once; index values are checked by the
     // kernel (before it writes anything) and reported at the next synchronisation
     npu_kernels::check_index_shapes(&op, &i, dim, &s, None).map_err(|e| Error::runtime(e.0))?;
-    launch(&op, device, move || npu_kernels::gather(&d, &s, dim, &i).map_err(|e| e.0))
+    launch_sized(&op, device, d.numel(), move || npu_kernels::gather(&d, &s, dim, &i).map_err(|e| e.0))
 }
 
 #[derive(Clone, Copy)]
@@ -112,7 +112,8 @@ fn scatter_impl(ctx: &Ctx, variant: Variant, source: Source, reduce: Reduce) -> 
         return Err(Error::runtime(format!("{op}: Expected dtype int64 for index, got {}", index.dtype().name())));
     }
     let copy_self = variant != Variant::InPlace;
-    launch(&op, device, move || {
+    let work = iv.numel() + if copy_self { d.numel() } else { 0 };
+    launch_sized(&op, device, work, move || {
         if copy_self {
             npu_kernels::copy(&d, &selfv).map_err(|e| e.0)?;
         }
