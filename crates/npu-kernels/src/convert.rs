@@ -358,6 +358,35 @@ macro_rules! dispatch {
     };
 }
 
+/// Runs `$body` with `$T` bound to an unsigned type of `$size` bytes (16: `[u64; 2]`), for
+/// kernels that move elements as bit patterns without looking at their values.
+macro_rules! dispatch_bits {
+    ($size:expr, $T:ident => $body:expr) => {
+        match $size {
+            1 => {
+                type $T = u8;
+                $body
+            }
+            2 => {
+                type $T = u16;
+                $body
+            }
+            4 => {
+                type $T = u32;
+                $body
+            }
+            8 => {
+                type $T = u64;
+                $body
+            }
+            _ => {
+                type $T = [u64; 2];
+                $body
+            }
+        }
+    };
+}
+
 /// Like `dispatch!` over the real floating dtypes; `$other` handles the rest.
 macro_rules! dispatch_float {
     ($dt:expr, $T:ident => $body:expr, _ => $other:expr) => {
@@ -384,6 +413,7 @@ macro_rules! dispatch_float {
 }
 
 pub(crate) use dispatch;
+pub(crate) use dispatch_bits;
 pub(crate) use dispatch_float;
 pub(crate) use dispatch_real;
 

@@ -1,6 +1,6 @@
 //! `copy_`: strided copy between views of equal sizes, converting dtypes.
 
-use crate::convert::{dispatch, Element};
+use crate::convert::{dispatch, dispatch_bits, Element};
 use crate::dtype::DType;
 use crate::simd;
 use crate::view::{err, par_ranges, Layout, Ptr, View};
@@ -38,13 +38,7 @@ pub fn copy(dst: &View, src: &View) -> Result<(), KernelError> {
     let (d, s) = (Ptr::new(dst.ptr), Ptr::new(src.ptr));
     if dst.dtype == src.dtype {
         // Same dtype: move bits (keeps NaN payloads and -0.0), dispatched on size alone.
-        match dst.dtype.size() {
-            1 => copy_bits::<u8>(&layout, d, s),
-            2 => copy_bits::<u16>(&layout, d, s),
-            4 => copy_bits::<u32>(&layout, d, s),
-            8 => copy_bits::<u64>(&layout, d, s),
-            _ => copy_bits::<[u64; 2]>(&layout, d, s),
-        }
+        dispatch_bits!(dst.dtype.size(), T => copy_bits::<T>(&layout, d, s));
     } else {
         dispatch!(dst.dtype, D => dispatch!(src.dtype, S => copy_convert::<D, S>(&layout, d, s)));
     }

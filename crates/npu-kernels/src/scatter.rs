@@ -111,22 +111,13 @@ fn load_indices(op: &str, index: &View, lines: &Lines, bound: i64) -> Result<Vec
     }
     let (ip, size) = (Ptr::new(index.ptr), index.dtype.size());
     let load = loader::<i64>(index.dtype, None);
-    let mut out = Vec::with_capacity(lines.count() * lines.len);
-    for &s in &lines.starts[0] {
-        for k in 0..lines.len as isize {
-            let at = unsafe { ip.byte_at(s + k * lines.steps[0], size) };
-            let v = if index.dtype == DType::I64 {
-                unsafe { (at as *const i64).read_unaligned() }
-            } else {
-                let mut v = [0i64];
-                unsafe { load(at, 1, &mut v) };
-                v[0]
-            };
-            if v < 0 || v >= bound {
-                return Err(err(op, format!("index {v} is out of bounds for dimension with size {bound}")));
-            }
-            out.push(v);
-        }
+    // a line at a time through the loader (one call per element cost more than the gather)
+    let mut out = vec![0i64; lines.count() * lines.len];
+    for (&s, line) in lines.starts[0].iter().zip(out.chunks_exact_mut(lines.len.max(1))) {
+        unsafe { load(ip.byte_at(s, size), lines.steps[0], line) };
+    }
+    if let Some(v) = out.iter().find(|&&v| v < 0 || v >= bound) {
+        return Err(err(op, format!("index {v} is out of bounds for dimension with size {bound}")));
     }
     Ok(out)
 }
@@ -149,13 +140,7 @@ pub fn gather(dst: &View, src: &View, dim: usize, index: &View) -> Result<(), Ke
     let lines = Lines::new(&index, dim, &[&index, &src, &dst]);
     let idx = load_indices(OP, &index, &lines, src.sizes[dim])?;
     let (sp, dp) = (Ptr::new(src.ptr), Ptr::new(dst.ptr));
-    match src.dtype.size() {
-        1 => gather_lines::<u8>(&lines, &idx, sp, dp),
-        2 => gather_lines::<u16>(&lines, &idx, sp, dp),
-        4 => gather_lines::<u32>(&lines, &idx, sp, dp),
-        8 => gather_lines::<u64>(&lines, &idx, sp, dp),
-        _ => gather_lines::<[u64; 2]>(&lines, &idx, sp, dp),
-    }
+    crate::convert::dispatch_bits!(src.dtype.size(), T => gather_lines::<T>(&lines, &idx, sp, dp));
     Ok(())
 }
 

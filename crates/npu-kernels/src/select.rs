@@ -1,5 +1,6 @@
 //! Counting nonzero elements and `masked_select`.
 
+use crate::convert::dispatch_bits;
 use crate::elementwise::{reject_complex, truth_loader, CHUNK};
 use crate::view::{err, par_ranges, Layout, Ptr, View};
 use crate::{DType, KernelError};
@@ -38,6 +39,12 @@ fn block_counts(v: &View, n: usize) -> Vec<usize> {
         }
     });
     counts
+}
+
+/// Where each block's selected elements start in the output: the running sum of `counts`
+/// before it.
+fn block_starts(counts: &[usize]) -> Vec<usize> {
+    counts.iter().scan(0, |acc, &c| Some(std::mem::replace(acc, *acc + c))).collect()
 }
 
 /// The number of nonzero elements of `src` (NaN counts as nonzero).
@@ -104,19 +111,8 @@ pub fn masked_select(dst: &View, src: &View, mask: &View) -> Result<(), KernelEr
         return Ok(());
     }
     dst.check_writable(name)?;
-    let mut starts = Vec::with_capacity(counts.len());
-    let mut acc = 0usize;
-    for c in &counts {
-        starts.push(acc);
-        acc += c;
-    }
-    match src.dtype.size() {
-        1 => gather::<u8>(dst, src, mask, n, &starts),
-        2 => gather::<u16>(dst, src, mask, n, &starts),
-        4 => gather::<u32>(dst, src, mask, n, &starts),
-        8 => gather::<u64>(dst, src, mask, n, &starts),
-        _ => gather::<[u64; 2]>(dst, src, mask, n, &starts),
-    }
+    let starts = block_starts(&counts);
+    dispatch_bits!(src.dtype.size(), T => gather::<T>(dst, src, mask, n, &starts));
     Ok(())
 }
 
@@ -178,7 +174,7 @@ pub fn nonzero(dst: &View, src: &View) -> Result<(), KernelError> {
         // (a 0-dim nonzero is one row of no coordinates)
         return Ok(());
     }
-    let starts: Vec<usize> = counts.iter().scan(0, |acc, &c| Some(std::mem::replace(acc, *acc + c))).collect();
+    let starts = block_starts(&counts);
     let layout = Layout::<1>::new(&src.sizes, [&src.strides]);
     let [st] = layout.inner_strides();
     let load = truth_loader::<u8>(src.dtype);

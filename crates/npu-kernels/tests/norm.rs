@@ -191,15 +191,20 @@ fn group_norm_case(s: usize) {
     };
     let (mean, rstd) = stats(&x);
     let sz = [n as i64, c as i64, s as i64];
-    let (_xb, xv) = tensor(DType::F64, &sz, &x);
-    let (_gb, gv) = tensor(DType::F64, &sz, &dy);
-    let (_mb, mv) = tensor(DType::F64, &[n as i64, groups as i64], &mean);
-    let (_rb, rv) = tensor(DType::F64, &[n as i64, groups as i64], &rstd);
-    let (_wb, wv) = tensor(DType::F64, &[c as i64], &w);
-    let (gib, giv) = Buf::contiguous(DType::F64, &sz);
-    let (gwb, gwv) = Buf::contiguous(DType::F64, &[c as i64]);
-    let (gbb, gbv) = Buf::contiguous(DType::F64, &[c as i64]);
-    group_norm_backward(&gv, &xv, &mv, &rv, Some(&wv), groups, [Some(&giv), Some(&gwv), Some(&gbv)]).unwrap();
+    // the input, weight and bias gradients computed in `dt`
+    let backward = |dt: DType| {
+        let (_xb, xv) = tensor(dt, &sz, &x);
+        let (_gb, gv) = tensor(dt, &sz, &dy);
+        let (_mb, mv) = tensor(dt, &[n as i64, groups as i64], &mean);
+        let (_rb, rv) = tensor(dt, &[n as i64, groups as i64], &rstd);
+        let (_wb, wv) = tensor(dt, &[c as i64], &w);
+        let (gib, giv) = Buf::contiguous(dt, &sz);
+        let (gwb, gwv) = Buf::contiguous(dt, &[c as i64]);
+        let (gbb, gbv) = Buf::contiguous(dt, &[c as i64]);
+        group_norm_backward(&gv, &xv, &mv, &rv, Some(&wv), groups, [Some(&giv), Some(&gwv), Some(&gbv)]).unwrap();
+        (gib, gwb, gbb)
+    };
+    let (gib, gwb, gbb) = backward(DType::F64);
 
     // the forward against the same reference (f64, and f32 with the affine parameters)
     for dt in [DType::F64, DType::F32] {
@@ -252,15 +257,7 @@ fn group_norm_case(s: usize) {
     }
 
     // the f32 kernel against the f64 one
-    let (_xb, xv) = tensor(DType::F32, &sz, &x);
-    let (_gb, gv) = tensor(DType::F32, &sz, &dy);
-    let (_mb, mv) = tensor(DType::F32, &[n as i64, groups as i64], &mean);
-    let (_rb, rv) = tensor(DType::F32, &[n as i64, groups as i64], &rstd);
-    let (_wb, wv) = tensor(DType::F32, &[c as i64], &w);
-    let (gib32, giv) = Buf::contiguous(DType::F32, &sz);
-    let (gwb32, gwv) = Buf::contiguous(DType::F32, &[c as i64]);
-    let (gbb32, gbv) = Buf::contiguous(DType::F32, &[c as i64]);
-    group_norm_backward(&gv, &xv, &mv, &rv, Some(&wv), groups, [Some(&giv), Some(&gwv), Some(&gbv)]).unwrap();
+    let (gib32, gwb32, gbb32) = backward(DType::F32);
     assert_close(&gib32.f64s(), &gib.f64s(), 1e-4, &format!("f32 grad_input, s {s}"));
     assert_close(&gwb32.f64s(), &gwb.f64s(), 1e-4, &format!("f32 grad_weight, s {s}"));
     assert_close(&gbb32.f64s(), &gbb.f64s(), 1e-4, &format!("f32 grad_bias, s {s}"));
