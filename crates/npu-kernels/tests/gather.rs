@@ -114,7 +114,7 @@ fn triangles_match_reference() {
             for upper in [true, false] {
                 let sizes = [2i64, 3, 4];
                 let spec = Spec { perm: vec![1, 0, 2], ..Spec::contiguous(3) };
-                let (sb, sv) = filled(dt, &sizes, &spec, diag as u64 + 7);
+                let (sb, sv) = filled(dt, &sizes, &spec, (diag + 7) as u64);
                 let (db, dv) = Buf::contiguous(dt, &sizes);
                 triangle(&dv, &sv, diag, upper).unwrap();
                 for idx in indices(&sizes) {
