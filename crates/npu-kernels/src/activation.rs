@@ -346,9 +346,9 @@ fn backward_body<F: Float>(op: ActivationGrad, g: &Arg<F>, s: &Arg<F>, out: &mut
             dy * (t + x * sig * (one - t * t))
         }),
         GeluErf => {
-            let (r2, k) = (F::c(std::f64::consts::FRAC_1_SQRT_2), F::c(std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2 * 0.5));
+            let k = F::c(std::f64::consts::FRAC_2_SQRT_PI * std::f64::consts::FRAC_1_SQRT_2 * 0.5);
             map2!(g, s, out, |dy: F, x: F| {
-                let cdf = half * (one + (x * r2).gelu_erf());
+                let cdf = half * (one + x.gelu_erf());
                 let pdf = (-half * x * x).vexp() * k;
                 dy * (cdf + x * pdf)
             })

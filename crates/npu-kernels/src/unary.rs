@@ -277,10 +277,7 @@ fn float_kernel_body<F: Float>(op: UnaryOp, a: &Arg<F>, out: &mut [F]) {
         // x < 0 ? 0 : x keeps NaN and -0.0
         Relu => map1!(a, out, |x: F| if x < zero { zero } else { x }),
         Silu => map1!(a, out, |x: F| x / (one + (-x).vexp())),
-        GeluErf => map1!(a, out, |x: F| {
-            let e = (x * F::c(std::f64::consts::FRAC_1_SQRT_2)).gelu_erf();
-            x * half * (one + e)
-        }),
+        GeluErf => map1!(a, out, |x: F| x * half * (one + x.gelu_erf())),
         GeluTanh => map1!(a, out, |x: F| {
             let inner = F::c(GELU_BETA) * (x + F::c(GELU_KAPPA) * x * x * x);
             half * x * (one + inner.vtanh())
