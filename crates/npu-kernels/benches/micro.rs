@@ -247,28 +247,31 @@ fn small_op_latency() {
     }
 }
 
-/// One unary op on `N` f32 elements (default 1M), on one thread and on the pool:
-/// `OP=GeluErf N=65536 cargo bench -p npu-kernels --bench micro -- unary`.
+/// One unary op on `N` elements (default 1M) of `DT` (f32 or bf16), on one thread and on the
+/// pool: `OP=GeluErf N=65536 DT=bf16 cargo bench -p npu-kernels --bench micro -- unary`.
 fn one_unary_op() {
     let m: usize = std::env::var("N").map_or(1 << 20, |v| v.parse().unwrap());
+    let dt = match std::env::var("DT").as_deref() {
+        Ok("bf16") => DType::BF16,
+        _ => DType::F32,
+    };
     let mut a: Vec<f32> = (0..m).map(|i| (i % 1000) as f32 * 0.01 - 5.0).collect();
-    let mut c = vec![0f32; m];
-    let (a1, c1) = (
-        view(&mut a, DType::F32, &[m as i64]),
-        view(&mut c, DType::F32, &[m as i64]),
-    );
+    let mut a16: Vec<half::bf16> = a.iter().map(|&x| half::bf16::from_f32(x)).collect();
+    let (mut c, mut c16) = (vec![0f32; m], vec![half::bf16::ZERO; m]);
+    let (a1, c1) = match dt {
+        DType::BF16 => (view(&mut a16, dt, &[m as i64]), view(&mut c16, dt, &[m as i64])),
+        _ => (view(&mut a, dt, &[m as i64]), view(&mut c, dt, &[m as i64])),
+    };
     let op = std::env::var("OP").unwrap_or("GeluErf".into());
     let op = UnaryOp::ALL
         .into_iter()
         .find(|o| format!("{o:?}") == op)
         .unwrap();
-    let t = median_ms(
-        || with_sequential(|| unary(op, &c1, &a1, DType::F32).unwrap()),
-        51,
-    );
-    println!("{op:?} f32 {m} sequential: {t:.4} ms");
-    let t = median_ms(|| unary(op, &c1, &a1, DType::F32).unwrap(), 51);
-    println!("{op:?} f32 {m} parallel: {t:.4} ms");
+    let name = dt.name();
+    let t = median_ms(|| with_sequential(|| unary(op, &c1, &a1, dt).unwrap()), 51);
+    println!("{op:?} {name} {m} sequential: {t:.4} ms");
+    let t = median_ms(|| unary(op, &c1, &a1, dt).unwrap(), 51);
+    println!("{op:?} {name} {m} parallel: {t:.4} ms");
 }
 
 /// Square matrix products in f32 and bf16, in GFLOP/s.

@@ -7,7 +7,7 @@ use crate::binary::BinaryOp;
 use crate::convert::f32_to_bf16;
 use crate::cpu::with_avx2;
 use crate::dtype::DType;
-use crate::elementwise::GRAIN;
+use crate::elementwise::{plain_operands, GRAIN};
 use crate::view::{par_ranges, Ptr, View};
 
 /// Runs `dst = a op b` (alpha scaling `b` for add and sub) if this path applies: all three
@@ -16,28 +16,16 @@ use crate::view::{par_ranges, Ptr, View};
 /// nothing, otherwise: the general driver then runs the op, or reports what is wrong.
 pub(crate) fn try_run(op: BinaryOp, dst: &View, a: &View, b: &View, alpha: f32) -> bool {
     use BinaryOp::*;
-    let fits = |v: &View| v.dtype == DType::BF16 && v.sizes == dst.sizes && v.is_contiguous();
-    if !matches!(op, Add | Sub | Mul | Div) || !fits(dst) || !fits(a) || !fits(b) {
+    if !matches!(op, Add | Sub | Mul | Div) || b.ptr == dst.ptr {
         return false;
     }
-    // validated only here, so ops that do not fit are validated once, by the driver
-    let name = op.name();
-    if [dst, a, b].iter().any(|v| v.validate(name).is_err()) || dst.check_writable(name).is_err() {
+    let Some(n) = plain_operands(op.name(), DType::BF16, dst, &[a, b], true) else {
         return false;
-    }
-    let n = dst.numel();
+    };
     if n == 0 {
         return true;
     }
-    let span = |v: &View| (v.ptr as usize, v.ptr as usize + 2 * n);
-    let apart = |v: &View| {
-        let ((s0, e0), (s1, e1)) = (span(v), span(dst));
-        e0 <= s1 || e1 <= s0
-    };
     let in_place = a.ptr == dst.ptr;
-    if !apart(b) || !(in_place || apart(a)) {
-        return false;
-    }
     let (d, x, y) = (Ptr::new(dst.ptr), Ptr::new(a.ptr), Ptr::new(b.ptr));
     par_ranges(n, GRAIN, |r| {
         // SAFETY: the views are contiguous with n elements; ranges are disjoint; `b` does not

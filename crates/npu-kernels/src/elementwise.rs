@@ -62,6 +62,57 @@ impl<T: Copy> Arg<'_, T> {
     }
 }
 
+/// A stored element as the math type `M` a kernel computes in ([`map1!`]): the element
+/// itself, or bf16 widened to f32 (exact) in registers.
+pub(crate) trait ToMath<M>: Copy {
+    fn to_math(self) -> M;
+}
+
+impl<T: Element> ToMath<T> for T {
+    #[inline(always)]
+    fn to_math(self) -> T {
+        self
+    }
+}
+
+impl ToMath<f32> for bf16 {
+    #[inline(always)]
+    fn to_math(self) -> f32 {
+        f32::from_bits((self.to_bits() as u32) << 16)
+    }
+}
+
+/// The element count, if `dst` and `inputs` are valid contiguous views of `dtype` and of one
+/// shape, `dst` writable, and each input apart from `dst` (or `dst` itself, where `in_place`
+/// allows it): the conditions for the bf16 paths that skip the driver's staging. None, having
+/// reported nothing, otherwise: the driver then runs the op, or says what is wrong.
+pub(crate) fn plain_operands(
+    name: &str,
+    dtype: DType,
+    dst: &View,
+    inputs: &[&View],
+    in_place: bool,
+) -> Option<usize> {
+    let fits = |v: &View| v.dtype == dtype && v.sizes == dst.sizes && v.is_contiguous();
+    if !fits(dst) || !inputs.iter().all(|v| fits(v)) {
+        return None;
+    }
+    if dst.validate(name).is_err() || inputs.iter().any(|v| v.validate(name).is_err()) {
+        return None;
+    }
+    if dst.check_writable(name).is_err() {
+        return None;
+    }
+    let n = dst.numel();
+    let bytes = n * dtype.size();
+    let (d0, d1) = (dst.ptr as usize, dst.ptr as usize + bytes);
+    let apart = |v: &View| {
+        let (s0, s1) = (v.ptr as usize, v.ptr as usize + bytes);
+        s1 <= d0 || d1 <= s0 || (in_place && s0 == d0)
+    };
+    inputs.iter().all(|v| apart(v)).then_some(n)
+}
+
 /// Reads `out.len()` elements starting at `src` (stride in elements), converted to `M`.
 pub(crate) type LoadFn<M> = unsafe fn(*const u8, isize, &mut [M]);
 /// Writes `vals` starting at `dst` (stride in elements), converted to the destination dtype.
@@ -392,7 +443,8 @@ fn msize_of_input<M>(inp: &Input<M>) -> usize {
 
 /// `out[i] = body(a[i])`, written `map1!(a, out, |x: T| body)`, with the splat case computed
 /// once. A macro rather than a function taking a closure: the body is pasted into the loop, so
-/// the compiler always sees (and vectorizes) it, however large it is after inlining.
+/// the compiler always sees (and vectorizes) it, however large it is after inlining. Inputs
+/// are read through [`ToMath`].
 macro_rules! map1 {
     ($a:expr, $out:expr, |$x:ident $(: $t:ty)?| $body:expr) => {{
         let out = $out;
@@ -400,13 +452,12 @@ macro_rules! map1 {
             $crate::elementwise::Arg::Slice(s) => {
                 let s = &s[..out.len()];
                 for (o, &$x) in out.iter_mut().zip(s) {
-                    $(let $x: $t = $x;)?
+                    let $x $(: $t)? = $crate::elementwise::ToMath::to_math($x);
                     *o = $body;
                 }
             }
             $crate::elementwise::Arg::Splat(v) => {
-                let $x = *v;
-                $(let $x: $t = $x;)?
+                let $x $(: $t)? = $crate::elementwise::ToMath::to_math(*v);
                 let r = $body;
                 out.fill(r);
             }

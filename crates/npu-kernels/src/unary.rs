@@ -3,11 +3,14 @@
 use crate::convert::{Bool8, Element};
 use crate::cpu::with_avx2;
 use crate::dtype::DType;
+use crate::simd;
 use crate::elementwise::{
-    drive, loader, map1, not_implemented, reject_complex, storer, Arg, Input,
+    drive, loader, map1, not_implemented, plain_operands, reject_complex, storer, Arg, Input,
+    ToMath, CHUNK, GRAIN,
 };
 use crate::math::{b8, truth, Float, Int};
-use crate::view::View;
+use crate::view::{par_ranges, Ptr, View};
+use half::bf16;
 use crate::KernelError;
 
 /// Unary elementwise operations.
@@ -156,6 +159,9 @@ impl UnaryOp {
 pub fn unary(op: UnaryOp, dst: &View, src: &View, compute: DType) -> Result<(), KernelError> {
     let name = op.name();
     reject_complex(name, &[dst.dtype, src.dtype, compute])?;
+    if compute == DType::BF16 && try_bf16(op, dst, src) {
+        return Ok(());
+    }
     match compute {
         DType::F16 | DType::BF16 => run_float::<f32>(op, dst, src, Some(compute)),
         DType::F32 => run_float::<f32>(op, dst, src, None),
@@ -225,10 +231,39 @@ fn run_float<F: Float>(
 const GELU_BETA: f64 = 0.797_884_560_802_865_4;
 const GELU_KAPPA: f64 = 0.044715;
 
-with_avx2!(fn float_kernel<F: Float>(op: UnaryOp, a: &Arg<F>, out: &mut [F]) => float_kernel_body);
+with_avx2!(fn float_kernel<F: Float, S: ToMath<F>>(op: UnaryOp, a: &Arg<S>, out: &mut [F]) => float_kernel_body);
+
+/// Runs a float op on bf16 `src` and `dst` if both are contiguous, of one shape, and apart or
+/// the same memory (in place): the kernel widens its input in registers and its f32 results
+/// are rounded a block at a time, where the driver would also stage the input through an f32
+/// buffer. Results are the driver's bit for bit. Returns false, having done nothing, otherwise.
+fn try_bf16(op: UnaryOp, dst: &View, src: &View) -> bool {
+    if op.is_predicate() || op == UnaryOp::BitwiseNot {
+        return false;
+    }
+    let Some(n) = plain_operands(op.name(), DType::BF16, dst, &[src], true) else {
+        return false;
+    };
+    let (d, s) = (Ptr::new(dst.ptr), Ptr::new(src.ptr));
+    par_ranges(n, GRAIN, |r| {
+        let mut block = [0f32; CHUNK];
+        for start in r.clone().step_by(CHUNK) {
+            let m = CHUNK.min(r.end - start);
+            // SAFETY: both views are contiguous with n elements and the ranges are disjoint;
+            // the input block is read whole before the output block (possibly the same
+            // memory) is written.
+            unsafe {
+                let a = std::slice::from_raw_parts(s.at::<bf16>(start as isize), m);
+                float_kernel::<f32, bf16>(op, &Arg::Slice(a), &mut block[..m]);
+                simd::f32_to_bf16(block.as_ptr(), d.at::<bf16>(start as isize), m);
+            }
+        }
+    });
+    true
+}
 
 #[inline(always)]
-fn float_kernel_body<F: Float>(op: UnaryOp, a: &Arg<F>, out: &mut [F]) {
+fn float_kernel_body<F: Float, S: ToMath<F>>(op: UnaryOp, a: &Arg<S>, out: &mut [F]) {
     use UnaryOp::*;
     let (zero, one, half) = (F::ZERO, F::ONE, F::c(0.5));
     match op {

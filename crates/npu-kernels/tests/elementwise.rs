@@ -952,6 +952,34 @@ fn bf16_contiguous_arith() {
     }
 }
 
+/// Float unary ops on contiguous bf16 (widened and rounded in registers, not staged): out of
+/// place and in place, bit for bit what the staged driver gives (its f32 destination holds
+/// the bf16 result widened exactly), over enough elements for several threads; random bit
+/// patterns include NaNs and infinities.
+#[test]
+fn bf16_contiguous_unary() {
+    let c = DType::BF16;
+    let n = 70_000;
+    for op in UnaryOp::ALL {
+        if op.is_predicate() || op == UnaryOp::BitwiseNot {
+            continue;
+        }
+        let (mut ab, av) = Buf::contiguous(c, &[n]);
+        randomize(&mut ab, op as u64);
+        let (wb, wv) = Buf::contiguous(DType::F32, &[n]);
+        unary(op, &wv, &av, c).unwrap();
+        let want: Vec<u32> = (0..n).map(|i| u32::from_le_bytes(wb.elem(i).try_into().unwrap())).collect();
+        let widened = |b: &Buf| -> Vec<u32> {
+            (0..n).map(|i| (u16::from_le_bytes(b.elem(i).try_into().unwrap()) as u32) << 16).collect()
+        };
+        let (ob, ov) = Buf::contiguous(c, &[n]);
+        unary(op, &ov, &av, c).unwrap();
+        assert!(widened(&ob) == want, "{op:?}: out of place differs from the staged driver");
+        unary(op, &av, &av, c).unwrap();
+        assert!(widened(&ab) == want, "{op:?}: in place differs from the staged driver");
+    }
+}
+
 // ----------------------------------------------------------------------------------------
 // where, clamp
 
