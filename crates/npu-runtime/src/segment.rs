@@ -24,8 +24,17 @@ pub(crate) fn map(size: usize) -> Option<*mut u8> {
             0,
         )
     };
-    (p != libc::MAP_FAILED).then_some(p as *mut u8)
+    if p == libc::MAP_FAILED {
+        return None;
+    }
+    if size >= HUGE_PAGE {
+        // SAFETY: the range was just mapped; the advice only changes how it is backed.
+        unsafe { libc::madvise(p, size, libc::MADV_HUGEPAGE) };
+    }
+    Some(p as *mut u8)
 }
+
+const HUGE_PAGE: usize = 2 << 20;
 
 /// Unmaps a range returned by `map`.
 ///
