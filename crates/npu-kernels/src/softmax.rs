@@ -104,10 +104,7 @@ pub fn softmax(dst: &View, src: &View, dim: usize, log: bool) -> Result<(), Kern
 /// through a mutable slice.
 fn in_place<F: Float>(v: &View, dim: usize, dst: Option<&View>) -> bool {
     let unit = v.sizes.is_empty() || v.sizes[dim] == 1 || v.strides[dim] == 1;
-    let apart = dst.is_none_or(|d| {
-        let (a, b) = (v.byte_span(), d.byte_span());
-        a.1 <= b.0 || b.1 <= a.0
-    });
+    let apart = dst.is_none_or(|d| v.disjoint(d));
     unit && v.dtype == F::DTYPE && apart
 }
 

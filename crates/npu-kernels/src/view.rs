@@ -95,6 +95,12 @@ impl View {
         ((base + lo * size) as usize, (base + (hi + 1) * size) as usize)
     }
 
+    /// Whether the two non-empty, validated views share no byte.
+    pub(crate) fn disjoint(&self, other: &View) -> bool {
+        let (a, b) = (self.byte_span(), other.byte_span());
+        a.1 <= b.0 || b.1 <= a.0
+    }
+
     /// Checks that the view can be walked without UB and returns its element count.
     pub(crate) fn validate(&self, op: &str) -> Result<usize, KernelError> {
         if self.sizes.len() != self.strides.len() {
