@@ -42,6 +42,15 @@ impl Input {
             Input::Host(_, o) => *o,
         }
     }
+
+    /// [`input_view`], taking the tensor's own view when it already has the output's sizes
+    /// (no copy of its shape on the per-op path).
+    pub fn into_view(self, sizes: &[i64], op: &str) -> Result<(View, Option<Box<[u8; 16]>>)> {
+        match self {
+            Input::Device(t) if t.sizes() == sizes => Ok((t.view, None)),
+            other => input_view(&other, sizes, op),
+        }
+    }
 }
 
 /// Argument `i` as an input: npu tensors stay on the device, CPU 0-dim tensors and Scalar
@@ -135,11 +144,11 @@ fn dtype_of_host(o: Operand) -> DType {
     }
 }
 
-fn devices(inputs: &[&Input]) -> Vec<Tensor> {
+fn devices<'a>(inputs: &[&'a Input]) -> Vec<&'a Tensor> {
     inputs
         .iter()
         .filter_map(|i| match i {
-            Input::Device(t) => Some(t.clone()),
+            Input::Device(t) => Some(t),
             Input::Host(..) => None,
         })
         .collect()
@@ -156,15 +165,16 @@ pub struct Plan {
 pub fn plan(ctx: &Ctx, inputs: &[&Input], kind: Kind, variant: Variant) -> Result<Plan> {
     let op = ctx.op;
     let tensors = devices(inputs);
-    let refs: Vec<&Tensor> = tensors.iter().collect();
-    let device = common_device(op, &refs)?;
+    let device = common_device(op, &tensors)?;
     if inputs.iter().any(|i| input_dtype(i).is_complex()) {
         // The elementwise kernels are real-only for now: complex runs on the CPU fallback.
         return Err(Error::use_fallback("complex inputs"));
     }
-    let mut sizes: Vec<i64> = vec![];
-    for t in &tensors {
-        sizes = broadcast_shapes(&sizes, t.sizes(), op)?;
+    let mut sizes: Vec<i64> = tensors[0].sizes().to_vec();
+    for t in &tensors[1..] {
+        if t.sizes() != sizes.as_slice() {
+            sizes = broadcast_shapes(&sizes, t.sizes(), op)?;
+        }
     }
     let default_float = ctx.default_float();
     let operands: Vec<Operand> = inputs.iter().map(|i| i.operand()).collect();
@@ -309,19 +319,20 @@ fn binary_args(ctx: &Ctx, op: BinaryOp, kind: Kind, variant: Variant, alpha_arg:
     if variant != Variant::Functional {
         check_overlap(&name, &out, &[&a, &b])?;
     }
-    let (va, ka) = input_view(&a, &p.sizes, &name)?;
-    let dst = out.view.clone();
+    let (va, ka) = a.into_view(&p.sizes, &name)?;
+    let numel = out.numel();
+    let dst = out.view;
     let compute = p.compute;
     // A host scalar on the right goes to the kernel as a value, not a view in its dtype: it
     // keeps its full precision, as PyTorch's CPU kernels keep it.
     if let Input::Host(s, _) = b {
-        return launch_sized(&name, p.device, out.numel(), move || {
+        return launch_sized(&name, p.device, numel, move || {
             let _keep = ka;
             npu_kernels::binary_scalar(op, &dst, &va, s, alpha, compute).map_err(|e| e.0)
         });
     }
-    let (vb, kb) = input_view(&b, &p.sizes, &name)?;
-    launch_sized(&name, p.device, out.numel(), move || {
+    let (vb, kb) = b.into_view(&p.sizes, &name)?;
+    launch_sized(&name, p.device, numel, move || {
         let _keep = (ka, kb);
         npu_kernels::binary(op, &dst, &va, &vb, alpha, compute).map_err(|e| e.0)
     })
@@ -361,10 +372,11 @@ pub fn unary(ctx: &Ctx, op: UnaryOp, kind: Kind, variant: Variant) -> Result<()>
     if variant != Variant::Functional {
         check_overlap(&name, &out, &[&a])?;
     }
-    let (va, ka) = input_view(&a, &p.sizes, &name)?;
-    let dst = out.view.clone();
+    let (va, ka) = a.into_view(&p.sizes, &name)?;
+    let numel = out.numel();
+    let dst = out.view;
     let compute = p.compute;
-    launch_sized(&name, p.device, out.numel(), move || {
+    launch_sized(&name, p.device, numel, move || {
         let _keep = ka;
         npu_kernels::unary(op, &dst, &va, compute).map_err(|e| e.0)
     })
