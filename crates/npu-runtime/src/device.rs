@@ -22,6 +22,14 @@ fn slots() -> &'static [OnceLock<DeviceState>] {
     SLOTS.get_or_init(|| (0..device_count()).map(|_| OnceLock::new()).collect())
 }
 
+/// The state of the one device in use, when exactly one has been used so far (the common
+/// case): every device pointer then belongs to it, with no lookup in the segment registry.
+pub(crate) fn sole_state() -> Option<&'static DeviceState> {
+    let mut used = slots().iter().filter_map(OnceLock::get);
+    let first = used.next()?;
+    used.next().is_none().then_some(first)
+}
+
 pub(crate) fn state(d: DeviceIndex) -> Result<&'static DeviceState> {
     check_device(d)?;
     Ok(slots()[d as usize].get_or_init(|| DeviceState {

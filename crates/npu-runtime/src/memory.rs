@@ -12,7 +12,11 @@ fn allocator(d: DeviceIndex) -> Result<&'static Allocator> {
     Ok(&device::state(d)?.allocator)
 }
 
+/// The allocator that may own `ptr` (each ignores pointers it does not own).
 fn owner(ptr: *const u8) -> Option<&'static Allocator> {
+    if let Some(s) = device::sole_state() {
+        return Some(&s.allocator);
+    }
     allocator(device_of_ptr(ptr)?).ok()
 }
 

@@ -1,7 +1,8 @@
 //! Data structures of the caching allocator: blocks in an index arena (neighbours linked by
 //! id so split/merge is O(1)), and the free pools ordered for best-fit search.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::ops::{Index, IndexMut};
 
 use crate::executor::StreamState;
@@ -24,6 +25,8 @@ pub(crate) struct Block {
     pub requested: usize,
     /// Stream the block's segment was allocated for; reuse is limited to it.
     pub stream: i64,
+    /// That stream's state (to read its submitted count when the block is freed).
+    pub sst: &'static StreamState,
     pub small: bool,
     pub state: BlockState,
     pub prev: Option<BlockId>,
@@ -109,3 +112,26 @@ impl FreePools {
         (s == stream).then_some((sz, id))
     }
 }
+
+/// Hashes block addresses for the map of live allocations. Addresses are distinct multiples
+/// of 512, so one multiply spreads them well; SipHash (the default) cost a few percent of a
+/// small op's time for nothing, as the keys are not attacker-chosen.
+#[derive(Default)]
+pub(crate) struct AddrHasher(u64);
+
+impl Hasher for AddrHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ b as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.0 = ((x as u64) >> 9).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+/// Live allocations by address.
+pub(crate) type AddrMap<V> = HashMap<usize, V, BuildHasherDefault<AddrHasher>>;

@@ -12,14 +12,14 @@
 mod snapshot;
 pub use snapshot::{BlockInfo, SegmentInfo};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::{Mutex, MutexGuard};
 
 use crate::config::AllocConf;
 use crate::device::wait_idle;
 use crate::error::{ErrorKind, Result, RtError};
 use crate::executor::StreamState;
-use crate::pool::{Arena, Block, BlockId, BlockState, FreePools};
+use crate::pool::{AddrMap, Arena, Block, BlockId, BlockState, FreePools};
 use crate::segment;
 use crate::stats::{update, DeviceStats};
 use crate::stream::{state_of, Stream};
@@ -77,7 +77,7 @@ struct Request {
 struct State {
     arena: Arena,
     pools: FreePools,
-    allocated: HashMap<usize, BlockId>,
+    allocated: AddrMap<BlockId>,
     segments: BTreeMap<usize, Segment>,
     pending: Vec<Pending>,
     stats: DeviceStats,
@@ -229,6 +229,7 @@ impl Allocator {
             size: req.seg_size,
             requested: 0,
             stream: req.stream,
+            sst,
             small: req.small,
             state: BlockState::Free,
             prev: None,
@@ -274,6 +275,7 @@ impl Allocator {
                 size: remaining,
                 requested: 0,
                 stream: b.stream,
+                sst: b.sst,
                 small,
                 state: BlockState::Free,
                 prev: Some(id),
@@ -312,7 +314,7 @@ impl Allocator {
     pub fn free(&self, ptr: *mut u8) {
         let mut g = self.lock();
         let Some(id) = g.allocated.remove(&(ptr as usize)) else { return };
-        let State { arena, stats, segments, .. } = &mut *g;
+        let State { arena, stats, .. } = &mut *g;
         let b = &mut arena[id];
         update(&mut stats.allocation, b.small, -1);
         update(&mut stats.allocated_bytes, b.small, -(b.size as i64));
@@ -321,7 +323,7 @@ impl Allocator {
             stats.oversize_allocations.update(-1);
         }
         // Everything queued so far on the block's own stream may still use it.
-        let free_seq = segments[&b.seg].stream.submitted();
+        let free_seq = b.sst.submitted();
         let waits: Vec<_> = std::mem::take(&mut b.uses)
             .into_iter()
             .map(|s| (s, s.submitted()))
@@ -341,9 +343,8 @@ impl Allocator {
         let Ok(st) = state_of(s) else { return };
         let mut g = self.lock();
         let Some(&id) = g.allocated.get(&(ptr as usize)) else { return };
-        let seg_stream = g.segments[&g.arena[id].seg].stream;
         let b = &mut g.arena[id];
-        if !std::ptr::eq(seg_stream, st) && !b.uses.iter().any(|u| std::ptr::eq(*u, st)) {
+        if !std::ptr::eq(b.sst, st) && !b.uses.iter().any(|u| std::ptr::eq(*u, st)) {
             b.uses.push(st);
         }
     }
