@@ -18,6 +18,7 @@
 use crate::convert::dispatch_real;
 use crate::convert::{Bool8, Element};
 use crate::dtype::DType;
+use crate::scratch::Scratch;
 use crate::simd;
 use crate::view::{err, par_ranges, Layout, Ptr, View};
 use crate::KernelError;
@@ -430,10 +431,17 @@ pub(crate) fn drive<M: Element, R: Element, const N: usize>(
     failed.into_result()
 }
 
+/// Elements an in-place call of the shortcut copies aside at a time: 4 KiB of f32, so the
+/// copy and the output block stay in L1 for the kernel's pass (relu_ of 1M f32: 0.068 ms;
+/// 0.13 with blocks of 8192, where the two no longer fit; 0.094 through the staged path).
+const ALIAS_BLOCK: usize = 1024;
+
 /// The driver's shortcut when every view (validated, non-empty) is contiguous, already of the
-/// kernel's types and apart from the output: the kernel runs on the whole range (a chunk per thread), with no
-/// row walk or staging decisions, which were most of a small op's kernel time. None when
-/// that does not apply.
+/// kernel's types, and either apart from the output or the output itself (an in-place op):
+/// the kernel runs on the whole range (a chunk per thread), with no row walk or staging
+/// decisions, which were most of a small op's kernel time. An input that is the output is
+/// copied aside a block at a time, since the kernel may not read a slice it writes. None
+/// when that does not apply.
 fn contiguous<M: Element, R: Element, const N: usize>(
     dst: &View,
     inputs: &[Input<M>; N],
@@ -442,13 +450,16 @@ fn contiguous<M: Element, R: Element, const N: usize>(
     kernel: Kernel<M, R, N>,
 ) -> Option<Result<(), KernelError>> {
     let n = dst.numel();
+    // Same start and both contiguous with n elements of one type: the very same elements.
+    let is_dst = |v: &View| v.ptr == dst.ptr && v.dtype.size() == dst.dtype.size();
     let fits = |inp: &Input<M>| match inp {
         Input::Const(_) => true,
-        Input::View(v, _) => direct_in && v.dtype == M::DTYPE && v.is_contiguous() && v.disjoint(dst),
+        Input::View(v, _) => direct_in && v.dtype == M::DTYPE && v.is_contiguous() && (v.disjoint(dst) || is_dst(v)),
     };
     if !(direct_out && dst.dtype == R::DTYPE && dst.is_contiguous() && inputs.iter().all(fits)) {
         return None;
     }
+    let aliased: [bool; N] = std::array::from_fn(|k| matches!(&inputs[k], Input::View(v, _) if is_dst(v)));
     let dptr = Ptr::new(dst.ptr);
     let ptrs: [Ptr; N] = std::array::from_fn(|k| match &inputs[k] {
         Input::View(v, _) => Ptr::new(v.ptr),
@@ -456,15 +467,30 @@ fn contiguous<M: Element, R: Element, const N: usize>(
     });
     let failed = FirstError::new();
     par_ranges(n, GRAIN, |r| {
-        // SAFETY: every view is contiguous with n elements of its type and the inputs do not
-        // overlap the output; the ranges are disjoint.
-        let args: [Arg<M>; N] = std::array::from_fn(|k| match &inputs[k] {
-            Input::Const(c) => Arg::Splat(*c),
-            Input::View(..) => Arg::Slice(unsafe { std::slice::from_raw_parts(ptrs[k].at::<M>(r.start as isize), r.len()) }),
-        });
-        let out = unsafe { std::slice::from_raw_parts_mut(dptr.at::<R>(r.start as isize), r.len()) };
-        if let Err(e) = kernel(&args, out) {
-            failed.record(e);
+        let mut copy = if aliased.contains(&true) { Some(Scratch::take::<M>(ALIAS_BLOCK.min(r.len()))) } else { None };
+        let block = if copy.is_some() { ALIAS_BLOCK } else { r.len() };
+        let mut start = r.start;
+        while start < r.end {
+            let len = block.min(r.end - start);
+            // SAFETY: every view is contiguous with n elements of its type; inputs are apart
+            // from the output, or are the output and read only through their copy; the
+            // ranges of the threads are disjoint.
+            let out = unsafe { std::slice::from_raw_parts_mut(dptr.at::<R>(start as isize), len) };
+            let copied: Option<&[M]> = copy.as_mut().map(|c| unsafe {
+                let c = std::slice::from_raw_parts_mut(c.ptr::<M>(), len);
+                c.copy_from_slice(std::slice::from_raw_parts(dptr.at::<M>(start as isize), len));
+                &*c
+            });
+            let args: [Arg<M>; N] = std::array::from_fn(|k| match &inputs[k] {
+                Input::Const(c) => Arg::Splat(*c),
+                Input::View(..) if aliased[k] => Arg::Slice(copied.expect("copied when aliased")),
+                Input::View(..) => Arg::Slice(unsafe { std::slice::from_raw_parts(ptrs[k].at::<M>(start as isize), len) }),
+            });
+            if let Err(e) = kernel(&args, out) {
+                failed.record(e);
+                return;
+            }
+            start += len;
         }
     });
     Some(failed.into_result())

@@ -891,11 +891,11 @@ fn binary_every_op_and_compute_dtype() {
     }
 }
 
-/// In-place (`a.add_(b)`: dst is a) and overlapping runs.
+/// In-place (`a.mul_(b)`, `a.mul_(a)`, `a.neg_()`: dst is a), small, and large enough for
+/// several threads and blocks of the contiguous shortcut's copy (not a multiple of either).
 #[test]
 fn in_place() {
-    for c in [DType::F32, DType::I64, DType::F16] {
-        let n = 5000;
+    for (c, n) in [(DType::F32, 5000), (DType::I64, 5000), (DType::F16, 5000), (DType::F32, 200_003), (DType::I64, 140_001)] {
         let (mut ab, av) = Buf::contiguous(c, &[n]);
         let (mut bb, bv) = Buf::contiguous(c, &[n]);
         randomize(&mut ab, 1);
@@ -918,6 +918,15 @@ fn in_place() {
             want.set(i as i64, &write(c, ref_unary(UnaryOp::Neg, v, c)));
         }
         compare(&ab, &want, None, &format!("in-place neg {c:?}"));
+        // both operands are the output
+        binary(BinaryOp::Mul, &av, &av, &av, Scalar::Int(1), c).unwrap();
+        for i in 0..n as usize {
+            let v = read(c, want.elem(i as i64));
+            if let Out::Val(r) = ref_binary(BinaryOp::Mul, v, v, V::I(1), c, false) {
+                want.set(i as i64, &write(c, r));
+            }
+        }
+        compare(&ab, &want, None, &format!("in-place square {c:?}"));
         let _ = ab.bytes_mut();
     }
 }
