@@ -52,9 +52,8 @@ pub fn segment_size(rounded: usize) -> Option<usize> {
 struct Segment {
     size: usize,
     small: bool,
-    stream: &'static StreamState,
     head: BlockId,
-    /// Stream's submitted count at the latest free of any block in the segment.
+    /// Its stream's submitted count (`sst` of its blocks) at the latest free of any of them.
     last_free_seq: u64,
 }
 
@@ -240,7 +239,7 @@ impl Allocator {
         });
         g.segments.insert(
             ptr,
-            Segment { size: req.seg_size, small: req.small, stream: sst, head: id, last_free_seq: 0 },
+            Segment { size: req.seg_size, small: req.small, head: id, last_free_seq: 0 },
         );
         g.reserved += req.seg_size as u64;
         let s = &mut g.stats;
@@ -366,7 +365,7 @@ impl Allocator {
             .iter()
             .filter(|(_, s)| {
                 let head = &g.arena[s.head];
-                head.state == BlockState::Free && head.next.is_none() && s.stream.is_done(s.last_free_seq)
+                head.state == BlockState::Free && head.next.is_none() && head.sst.is_done(s.last_free_seq)
             })
             .map(|(&ptr, s)| (g.arena[s.head].freed_tick, ptr))
             .collect();
