@@ -19,7 +19,7 @@ pub(crate) fn try_run(op: BinaryOp, dst: &View, a: &View, b: &View, alpha: f32) 
     if !matches!(op, Add | Sub | Mul | Div) || b.ptr == dst.ptr {
         return false;
     }
-    let Some(n) = plain_operands(op.name(), DType::BF16, dst, &[a, b], true) else {
+    let Some(n) = plain_operands(op.name(), DType::BF16, dst, &[a, b]) else {
         return false;
     };
     if n == 0 {

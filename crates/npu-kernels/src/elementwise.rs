@@ -84,15 +84,13 @@ impl ToMath<f32> for bf16 {
 }
 
 /// The element count, if `dst` and `inputs` are valid contiguous views of `dtype` and of one
-/// shape, `dst` writable, and each input apart from `dst` (or `dst` itself, where `in_place`
-/// allows it): the conditions for the bf16 paths that skip the driver's staging. None, having
+/// shape, `dst` writable, and each input apart from `dst` or `dst` itself: the conditions for the bf16 paths that skip the driver's staging. None, having
 /// reported nothing, otherwise: the driver then runs the op, or says what is wrong.
 pub(crate) fn plain_operands(
     name: &str,
     dtype: DType,
     dst: &View,
     inputs: &[&View],
-    in_place: bool,
 ) -> Option<usize> {
     let fits = |v: &View| v.dtype == dtype && v.sizes == dst.sizes && v.is_contiguous();
     if !fits(dst) || !inputs.iter().all(|v| fits(v)) {
@@ -105,7 +103,7 @@ pub(crate) fn plain_operands(
         return None;
     }
     let n = dst.numel();
-    let apart = |v: &View| n == 0 || v.disjoint(dst) || (in_place && v.ptr == dst.ptr);
+    let apart = |v: &View| n == 0 || v.disjoint(dst) || v.same_elements(dst);
     inputs.iter().all(|v| apart(v)).then_some(n)
 }
 
@@ -450,16 +448,14 @@ fn contiguous<M: Element, R: Element, const N: usize>(
     kernel: Kernel<M, R, N>,
 ) -> Option<Result<(), KernelError>> {
     let n = dst.numel();
-    // Same start and both contiguous with n elements of one type: the very same elements.
-    let is_dst = |v: &View| v.ptr == dst.ptr && v.dtype.size() == dst.dtype.size();
     let fits = |inp: &Input<M>| match inp {
         Input::Const(_) => true,
-        Input::View(v, _) => direct_in && v.dtype == M::DTYPE && v.is_contiguous() && (v.disjoint(dst) || is_dst(v)),
+        Input::View(v, _) => direct_in && v.dtype == M::DTYPE && v.is_contiguous() && (v.disjoint(dst) || v.same_elements(dst)),
     };
     if !(direct_out && dst.dtype == R::DTYPE && dst.is_contiguous() && inputs.iter().all(fits)) {
         return None;
     }
-    let aliased: [bool; N] = std::array::from_fn(|k| matches!(&inputs[k], Input::View(v, _) if is_dst(v)));
+    let aliased: [bool; N] = std::array::from_fn(|k| matches!(&inputs[k], Input::View(v, _) if v.same_elements(dst)));
     let dptr = Ptr::new(dst.ptr);
     let ptrs: [Ptr; N] = std::array::from_fn(|k| match &inputs[k] {
         Input::View(v, _) => Ptr::new(v.ptr),

@@ -241,7 +241,7 @@ fn try_bf16(op: UnaryOp, dst: &View, src: &View) -> bool {
     if op.is_predicate() || op == UnaryOp::BitwiseNot {
         return false;
     }
-    let Some(n) = plain_operands(op.name(), DType::BF16, dst, &[src], true) else {
+    let Some(n) = plain_operands(op.name(), DType::BF16, dst, &[src]) else {
         return false;
     };
     let (d, s) = (Ptr::new(dst.ptr), Ptr::new(src.ptr));

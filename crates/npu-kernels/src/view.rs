@@ -95,6 +95,12 @@ impl View {
         ((base + lo * size) as usize, (base + (hi + 1) * size) as usize)
     }
 
+    /// Whether two contiguous views of as many elements each cover the very same elements
+    /// (same start, same element size): an in-place op's input and output.
+    pub(crate) fn same_elements(&self, other: &View) -> bool {
+        self.ptr == other.ptr && self.dtype.size() == other.dtype.size()
+    }
+
     /// Whether the two non-empty, validated views share no byte.
     pub(crate) fn disjoint(&self, other: &View) -> bool {
         let (a, b) = (self.byte_span(), other.byte_span());
