@@ -161,6 +161,29 @@ unsafe fn block(a: *const u16, b: *const u32, steps: usize, c: *mut f32, accumul
     );
 }
 
+/// Prefetches piece `piece` of `pieces` of the `len` bytes at `at` into L2.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_l2(at: *const u8, len: usize, piece: usize, pieces: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+    let (from, to) = (len * piece / pieces, len * (piece + 1) / pieces);
+    for off in (from & !63..to).step_by(64) {
+        // SAFETY: a prefetch does not fault, whatever the address
+        unsafe { _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(off) as *const i8) };
+    }
+}
+
+/// Prefetches the `len` bytes at `at` into L1.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn prefetch_l1(at: *const u8, len: usize) {
+    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
+    for off in (0..len).step_by(64) {
+        // SAFETY: a prefetch does not fault, whatever the address
+        unsafe { _mm_prefetch::<_MM_HINT_ET0>(at.wrapping_add(off) as *const i8) };
+    }
+}
+
 /// Packs the `m` x `k` matrix `a` into blocks of `BM` rows at `out`, zero past its edges:
 /// block `p` holds, for each step `s` of `KS` depths, its rows' depths `s * KS..(s + 1) * KS`
 /// as `BM` x `KS` row-major bf16 (2 KiB), so each of its two A tiles is one contiguous 1 KiB
@@ -231,12 +254,38 @@ pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out
                 let (p0, p1) = (ti * mc / BM, ((ti + 1) * mc / BM).min(mblocks));
                 let (t0, t1) = (tj * nc / BN, ((tj + 1) * nc / BN).min(npanels));
                 let c = |p: usize, t: usize| accp.at(((p - p0) * (nc / BN) + t - t0) * BM * BN);
+                let a_at = |p: usize, s: usize| ap.at((p * steps + s) * BM * KS) as *const u8;
+                let b_at = |t: usize, s: usize| bp.at(t * BN * kpad / 2 + s * (KS / 2) * BN) as *const u8;
+                let step_bytes = BM * KS * 2; // of an A block, and of a B panel
                 for s0 in (0..steps).step_by(KC) {
                     let pass = KC.min(steps - s0);
+                    let next = (s0 + KC < steps).then(|| (s0 + KC, KC.min(steps - s0 - KC)));
                     for p in p0..p1 {
-                        let a = ap.at((p * steps + s0) * BM * KS);
+                        let a = a_at(p, s0);
+                        // the A block this task reads after this one
+                        let a_next = match next {
+                            _ if p + 1 < p1 => Some((a_at(p + 1, s0), pass)),
+                            Some((s, len)) => Some((a_at(p0, s), len)),
+                            None => None,
+                        };
                         for t in t0..t1 {
-                            block(a, bp.at(t * BN * kpad / 2 + s0 * (KS / 2) * BN), pass, c(p, t), s0 > 0);
+                            // Memory reads hidden behind this task's products: a share of the
+                            // next A block and of the next pass's B panels goes to L2 with each
+                            // block (from memory, a pass's first blocks took ~4x as long).
+                            if let Some((a2, len)) = a_next {
+                                prefetch_l2(a2, len * step_bytes, t - t0, t1 - t0);
+                            }
+                            if let Some((s, len)) = next {
+                                prefetch_l2(b_at(t, s), len * step_bytes, p - p0, p1 - p0);
+                            }
+                            if s0 > 0 {
+                                // the blocks of C the next call accumulates, into L1
+                                let (p2, t2) = if t + 1 < t1 { (p, t + 1) } else { (p + 1, t0) };
+                                if p2 < p1 {
+                                    prefetch_l1(c(p2, t2) as *const u8, BM * BN * 4);
+                                }
+                            }
+                            block(a as *const u16, b_at(t, s0) as *const u32, pass, c(p, t), s0 > 0);
                         }
                     }
                 }
@@ -258,3 +307,4 @@ pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out
         unreachable!("gemm_amx::gemm needs AMX");
     }
 }
+

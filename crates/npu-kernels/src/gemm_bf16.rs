@@ -28,7 +28,9 @@ pub(crate) type Mat = crate::dense::Mat<u16>;
 pub(crate) fn available() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512bf16")
+        std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("avx512bw")
+            && std::arch::is_x86_feature_detected!("avx512bf16")
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
@@ -59,11 +61,7 @@ pub(crate) unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, wid
                 let panel = po.at(p * kp * width);
                 for q in q0..(q0 + 8).min(whole) {
                     let row = |d: usize| &*(xp.get().offset((p * width) as isize + d as isize * ds) as *const [u16; NR]);
-                    let (lo, hi) = (row(2 * q), row(2 * q + 1));
-                    let dst = &mut *(panel.add(q * width) as *mut [u32; NR]);
-                    for c in 0..NR {
-                        dst[c] = lo[c] as u32 | (hi[c] as u32) << 16;
-                    }
+                    interleave(row(2 * q), row(2 * q + 1), &mut *(panel.add(q * width) as *mut [u32; NR]));
                 }
             }
         }
@@ -109,6 +107,30 @@ pub(crate) unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, wid
             std::ptr::write_bytes(panel.add(pairs * width), 0, (kp - pairs) * width);
         }
     });
+}
+
+/// `dst[c]` = the pair (`lo[c]`, `hi[c]`): one depth row of a panel from two rows of B.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn interleave(lo: &[u16; NR], hi: &[u16; NR], dst: &mut [u32; NR]) {
+    // word 2c of a result takes word c of `lo` (index c), word 2c + 1 word c of `hi`
+    // (index 32 + c): the first result covers c < 16, the second the rest
+    let idx = |half: i16| _mm512_set_epi16(
+        47 + half, 15 + half, 46 + half, 14 + half, 45 + half, 13 + half, 44 + half, 12 + half,
+        43 + half, 11 + half, 42 + half, 10 + half, 41 + half, 9 + half, 40 + half, 8 + half,
+        39 + half, 7 + half, 38 + half, 6 + half, 37 + half, 5 + half, 36 + half, 4 + half,
+        35 + half, 3 + half, 34 + half, 2 + half, 33 + half, 1 + half, 32 + half, half,
+    );
+    let (l, h) = (_mm512_loadu_si512(lo.as_ptr() as *const _), _mm512_loadu_si512(hi.as_ptr() as *const _));
+    _mm512_storeu_si512(dst.as_mut_ptr() as *mut _, _mm512_permutex2var_epi16(l, idx(0), h));
+    _mm512_storeu_si512(dst.as_mut_ptr().add(16) as *mut _, _mm512_permutex2var_epi16(l, idx(16), h));
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn interleave(lo: &[u16; NR], hi: &[u16; NR], dst: &mut [u32; NR]) {
+    for c in 0..NR {
+        dst[c] = lo[c] as u32 | (hi[c] as u32) << 16;
+    }
 }
 
 /// Where a product goes.
