@@ -223,6 +223,17 @@ unsafe fn pack_rows(a: Mat, m: usize, k: usize, blocks: usize, steps: usize, out
 /// [`available`] is true; `a` and `b` address `m x k` and `k x n` readable elements, `out` an
 /// `m x n` writable matrix that nothing else accesses meanwhile.
 pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out, alpha: f32) {
+    gemm_sum(m, n, k, &[a], &[b], &[(0, 0)], out, alpha)
+}
+
+/// `out = alpha * sum of as[i] @ bs[j] over the (i, j) of terms`, each operand packed once
+/// however many terms use it, and the whole sum accumulated in the tiles' f32 before it is
+/// written (the bf16 halves of an f16 product, see `gemm_f16`).
+///
+/// # Safety
+/// As for [`gemm`], for every operand; `terms` is not empty and indexes `as_` and `bs`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) unsafe fn gemm_sum(m: usize, n: usize, k: usize, as_: &[Mat], bs: &[Mat], terms: &[(usize, usize)], out: Out, alpha: f32) {
     #[cfg(target_arch = "x86_64")]
     {
         if m == 0 || n == 0 {
@@ -233,10 +244,20 @@ pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out
         let (mblocks, npanels) = (m.div_ceil(BM), n.div_ceil(BN));
         let (alen, blen) = (mblocks * BM * kpad / 2, npanels * BN * kpad / 2); // in 32-bit words
         // both packings write every word the kernel reads, padding included
-        let mut buf = Scratch::take::<u32>(alen + blen);
-        let (ap, bp) = (P(buf.ptr::<u32>() as *mut u16), P(buf.ptr::<u32>().add(alen)));
-        pack_rows(a, m, k, mblocks, steps, ap.get());
-        pack(b.ptr, b.cs, b.rs, n, BN, k, kpad / 2, bp.get());
+        let mut buf = Scratch::take::<u32>(as_.len() * alen + bs.len() * blen);
+        let base = P(buf.ptr::<u32>());
+        let bbase = as_.len() * alen;
+        for (i, a) in as_.iter().enumerate() {
+            pack_rows(*a, m, k, mblocks, steps, base.at(i * alen) as *mut u16);
+        }
+        for (j, b) in bs.iter().enumerate() {
+            pack(b.ptr, b.cs, b.rs, n, BN, k, kpad / 2, base.at(bbase + j * blen));
+        }
+        // the passes over depth of each block of C: (packed A, packed B, first step, steps)
+        let passes: Vec<(usize, usize, usize, usize)> = terms
+            .iter()
+            .flat_map(|&(i, j)| (0..steps).step_by(KC).map(move |s0| (i * alen, bbase + j * blen, s0, KC.min(steps - s0))))
+            .collect();
         // smaller tasks when there would be fewer than two per thread
         let (mut mc, mut nc) = (MC, NC);
         while m.div_ceil(mc) * n.div_ceil(nc) < 2 * rayon::current_num_threads() && mc.max(nc) > BM {
@@ -254,38 +275,36 @@ pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out
                 let (p0, p1) = (ti * mc / BM, ((ti + 1) * mc / BM).min(mblocks));
                 let (t0, t1) = (tj * nc / BN, ((tj + 1) * nc / BN).min(npanels));
                 let c = |p: usize, t: usize| accp.at(((p - p0) * (nc / BN) + t - t0) * BM * BN);
-                let a_at = |p: usize, s: usize| ap.at((p * steps + s) * BM * KS) as *const u8;
-                let b_at = |t: usize, s: usize| bp.at(t * BN * kpad / 2 + s * (KS / 2) * BN) as *const u8;
+                let a_at = |a: usize, p: usize, s: usize| base.at(a + (p * steps + s) * BM * KS / 2) as *const u8;
+                let b_at = |b: usize, t: usize, s: usize| base.at(b + t * BN * kpad / 2 + s * (KS / 2) * BN) as *const u8;
                 let step_bytes = BM * KS * 2; // of an A block, and of a B panel
-                for s0 in (0..steps).step_by(KC) {
-                    let pass = KC.min(steps - s0);
-                    let next = (s0 + KC < steps).then(|| (s0 + KC, KC.min(steps - s0 - KC)));
+                for (x, &(a, b, s0, len)) in passes.iter().enumerate() {
+                    let next = passes.get(x + 1);
                     for p in p0..p1 {
-                        let a = a_at(p, s0);
                         // the A block this task reads after this one
                         let a_next = match next {
-                            _ if p + 1 < p1 => Some((a_at(p + 1, s0), pass)),
-                            Some((s, len)) => Some((a_at(p0, s), len)),
+                            _ if p + 1 < p1 => Some((a_at(a, p + 1, s0), len)),
+                            Some(&(a2, _, s2, len2)) => Some((a_at(a2, p0, s2), len2)),
                             None => None,
                         };
                         for t in t0..t1 {
                             // Memory reads hidden behind this task's products: a share of the
                             // next A block and of the next pass's B panels goes to L2 with each
                             // block (from memory, a pass's first blocks took ~4x as long).
-                            if let Some((a2, len)) = a_next {
-                                prefetch_l2(a2, len * step_bytes, t - t0, t1 - t0);
+                            if let Some((a2, len2)) = a_next {
+                                prefetch_l2(a2, len2 * step_bytes, t - t0, t1 - t0);
                             }
-                            if let Some((s, len)) = next {
-                                prefetch_l2(b_at(t, s), len * step_bytes, p - p0, p1 - p0);
+                            if let Some(&(_, b2, s2, len2)) = next {
+                                prefetch_l2(b_at(b2, t, s2), len2 * step_bytes, p - p0, p1 - p0);
                             }
-                            if s0 > 0 {
+                            if x > 0 {
                                 // the blocks of C the next call accumulates, into L1
                                 let (p2, t2) = if t + 1 < t1 { (p, t + 1) } else { (p + 1, t0) };
                                 if p2 < p1 {
                                     prefetch_l1(c(p2, t2) as *const u8, BM * BN * 4);
                                 }
                             }
-                            block(a as *const u16, b_at(t, s0) as *const u32, pass, c(p, t), s0 > 0);
+                            block(a_at(a, p, s0) as *const u16, b_at(b, t, s0) as *const u32, len, c(p, t), x > 0);
                         }
                     }
                 }
@@ -303,8 +322,7 @@ pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        let _ = (m, n, k, a, b, out, alpha);
+        let _ = (m, n, k, as_, bs, terms, out, alpha);
         unreachable!("gemm_amx::gemm needs AMX");
     }
 }
-

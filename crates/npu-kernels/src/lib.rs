@@ -29,6 +29,7 @@ mod format;
 mod gather;
 mod gemm_amx;
 mod gemm_bf16;
+mod gemm_f16;
 mod gemm_split;
 mod loss;
 mod lanes;

@@ -2,8 +2,9 @@
 //!
 //! f32 and f64 go straight to the `gemm` crate with the views' own strides (transposed and
 //! broadcast operands need no copy). bf16 uses AMX tiles (`gemm_amx`) or the AVX512-BF16
-//! kernel of `gemm_bf16` where the CPU has them. Otherwise f16 and bf16 are staged in f32; either way they accumulate in
-//! f32 and round once, as PyTorch's CPU kernels do. Integer types use an exact i64 loop with
+//! kernel of `gemm_bf16` where the CPU has them; large f16 products run on AMX too, each f16
+//! split into two bf16 (`gemm_f16`). Otherwise f16 and bf16 are staged in f32; either way they
+//! accumulate in f32 and round once, as PyTorch's CPU kernels do. Integer types use an exact i64 loop with
 //! wrapping arithmetic, which equals PyTorch's result modulo the width of the type.
 
 
@@ -47,6 +48,7 @@ pub fn matmul(dst: &View, a: &View, b: &View, alpha: Scalar, beta: Scalar) -> Re
         DType::F32 => unsafe { run_float::<f32>(dst, a, b, &shape, alpha, beta, beta_zero) },
         DType::F64 => unsafe { run_float::<f64>(dst, a, b, &shape, alpha, beta, beta_zero) },
         DType::BF16 if crate::gemm_bf16::available() => unsafe { run_bf16(dst, a, b, alpha, beta, beta_zero)? },
+        DType::F16 if f16_split_suits(&shape) && unsafe { run_f16(dst, a, b, &shape, alpha, beta, beta_zero)? } => {}
         DType::F16 | DType::BF16 => {
             let (sa, sb) = (Dense::of(a, DType::F32)?, Dense::of(b, DType::F32)?);
             let sd = if beta_zero {
@@ -279,6 +281,51 @@ unsafe fn run_bf16(dst: &View, a: &View, b: &View, alpha: Scalar, beta: Scalar, 
         s.batches.iter().for_each(|&off| one_product(off));
     }
     Ok(())
+}
+
+/// Whether f16 products of this shape go to AMX as bf16 halves (`gemm_f16`): large enough that
+/// splitting the operands costs less than the f32 path's slower products.
+fn f16_split_suits(s: &Shape) -> bool {
+    s.macs() >= PAR_MACS && crate::gemm_amx::suits(s.m, s.n, s.k) && crate::gemm_f16::available()
+}
+
+/// f16 products as bf16 halves on AMX (`gemm_f16`), accumulated in an f32 copy of `dst` and
+/// rounded once, as the f32 path does. Every operand is split first: `Ok(false)`, with `dst`
+/// untouched, when one does not split (an infinity or NaN, no unit stride).
+///
+/// # Safety
+/// The views were validated and `s` was computed from them; `gemm_f16::available()`.
+unsafe fn run_f16(dst: &View, a: &View, b: &View, s: &Shape, alpha: Scalar, beta: Scalar, beta_zero: bool) -> Result<bool, KernelError> {
+    use crate::gemm_bf16::Out;
+    use crate::gemm_f16::halves;
+    use crate::scratch::Scratch;
+    let [_, (ars, acs), (brs, bcs)] = s.rc;
+    let (pa, pb) = (P(a.ptr as *mut u16), P(b.ptr as *mut u16));
+    let mut split = Vec::with_capacity(s.batches.len());
+    for &(_, oa, ob) in &s.batches {
+        let (mut ba, mut bb) = (Scratch::take::<u16>(0), Scratch::take::<u16>(0));
+        let Some((ah, al)) = halves(Mat { ptr: pa.get().offset(oa), rs: ars, cs: acs }, s.m, s.k, &mut ba) else {
+            return Ok(false);
+        };
+        let Some((bh, bl)) = halves(Mat { ptr: pb.get().offset(ob), rs: brs, cs: bcs }, s.k, s.n, &mut bb) else {
+            return Ok(false);
+        };
+        split.push(([ah, al], [bh, bl], ba, bb));
+    }
+    let (alpha, beta): (f32, f32) = (alpha.to_element(), beta.to_element());
+    let sd = if beta_zero { Dense::zeroed(DType::F32, &dst.sizes) } else { Dense::of(dst, DType::F32)? };
+    if !beta_zero {
+        std::slice::from_raw_parts_mut(sd.ptr::<f32>(), sd.view.numel()).iter_mut().for_each(|v| *v *= beta);
+    }
+    // (a hi, b hi), (a lo, b hi), (a hi, b lo), (a lo, b lo)
+    let terms = [(0, 0), (1, 0), (0, 1), (1, 1)];
+    for (i, (am, bm, _, _)) in split.iter().enumerate() {
+        // sd is contiguous: product i's matrix is the i-th, or the only one when summed
+        let c = sd.ptr::<f32>().add(if s.summed { 0 } else { i * s.m * s.n });
+        crate::gemm_amx::gemm_sum(s.m, s.n, s.k, am, bm, &terms, Out::F32 { ptr: c, ldc: s.n }, alpha);
+    }
+    sd.store(dst)?;
+    Ok(true)
 }
 
 /// Exact integer products on contiguous i64 staging buffers.

@@ -193,6 +193,60 @@ fn bf16_products_with_long_odd_depths() {
     }
 }
 
+/// f16 products large enough for AMX, where each f16 is split into two bf16 halves, with
+/// values that use all 11 bits of the significand (so the remainders are not zero). A has three
+/// nonzeros per row in [1, 2), B is dense in (-2, 2): every product and sum is exact in f32, and
+/// the result must match the reference bit for bit. B is row-major and transposed; an
+/// infinity or NaN in either operand (which does not split) must give the reference's inf/NaN.
+#[test]
+fn f16_products_with_full_significands() {
+    let (m, k, n) = (70i64, 100i64, 90i64);
+    let mut rng = common::Rng(3);
+    let full = |rng: &mut common::Rng| (1024 + rng.next() % 1024) as f64 / 1024.0 * if rng.next() % 2 == 0 { 1.0 } else { -1.0 };
+    let mut a_vals = vec![0f64; (m * k) as usize];
+    for i in 0..m as usize {
+        for _ in 0..3 {
+            let p = (rng.next() % k as u64) as usize;
+            a_vals[i * k as usize + p] = full(&mut rng);
+        }
+    }
+    let b_vals: Vec<f64> = (0..k * n).map(|_| full(&mut rng)).collect();
+    let special = [None, Some((0usize, f64::INFINITY)), Some((1, f64::NAN)), Some((0, f64::NEG_INFINITY))];
+    for (transposed, special) in [false, true].into_iter().flat_map(|t| special.map(|s| (t, s))) {
+        let (mut a, mut b) = (a_vals.clone(), b_vals.clone());
+        if let Some((which, v)) = special {
+            // an element of row 5 of A, or of column 7 of B
+            if which == 0 { a[5 * k as usize + 9] = v } else { b[9 * n as usize + 7] = v }
+        }
+        let (mut ab, av) = Buf::contiguous(DType::F16, &[m, k]);
+        let mut bb = Buf::new(DType::F16, (k * n) as usize);
+        let bv = if transposed { bb.view(&[k, n], &[1, k], 0) } else { bb.view(&[k, n], &[n, 1], 0) };
+        for (i, &x) in a.iter().enumerate() {
+            ab.set(i as i64, &write(DType::F16, V::F(x)));
+        }
+        for p in 0..k {
+            for j in 0..n {
+                let off = if transposed { j * k + p } else { p * n + j };
+                bb.set(off, &write(DType::F16, V::F(b[(p * n + j) as usize])));
+            }
+        }
+        let (mut db, dv) = Buf::contiguous(DType::F16, &[m, n]);
+        let mut want = Buf::new(DType::F16, (m * n) as usize);
+        for i in 0..m {
+            for j in 0..n {
+                let r: f64 = (0..k).map(|p| a[(i * k + p) as usize] * b[(p * n + j) as usize]).sum();
+                want.set(i * n + j, &write(DType::F16, V::F(r)));
+            }
+        }
+        for i in 0..db.len as i64 {
+            db.set(i, &write(DType::F16, V::F(f64::NAN)));
+        }
+        let what = format!("f16 {m}x{k}x{n} transposed {transposed} special {special:?}");
+        matmul(&dv, &av, &bv, Scalar::Float(1.0), Scalar::Float(0.0)).unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_equal(&db, &want, &what);
+    }
+}
+
 #[test]
 fn errors_name_the_problem() {
     let (_a, av) = Buf::contiguous(DType::F32, &[2, 3]);
