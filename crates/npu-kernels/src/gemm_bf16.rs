@@ -71,10 +71,18 @@ pub(crate) unsafe fn pack(x: *const u16, ls: isize, ds: isize, count: usize, wid
             if blocked.contains(&p) {
                 // interleaved above
             } else if ds == 1 {
-                // Depth runs along memory: each pair is one (unaligned) 32-bit word.
+                // Depth runs along memory: each pair is one (unaligned) 32-bit word, and the
+                // panel is the transpose of the lines' words, 16 x 16 at a time where whole.
+                let line = |l: usize| xp.get().offset((p * width + l) as isize * ls);
+                let done = if lines == width && width % 16 == 0 { whole / 16 * 16 } else { 0 };
+                for q0 in (0..done).step_by(16) {
+                    for l0 in (0..width).step_by(16) {
+                        transpose16(|i| line(l0 + i).add(2 * q0) as *const u32, panel.add(q0 * width + l0), width);
+                    }
+                }
                 for l in 0..lines {
-                    let src = xp.get().offset((p * width + l) as isize * ls);
-                    for q in 0..whole {
+                    let src = line(l);
+                    for q in done..whole {
                         *panel.add(q * width + l) = (src.add(2 * q) as *const u32).read_unaligned();
                     }
                 }
@@ -130,6 +138,48 @@ unsafe fn interleave(lo: &[u16; NR], hi: &[u16; NR], dst: &mut [u32; NR]) {
 unsafe fn interleave(lo: &[u16; NR], hi: &[u16; NR], dst: &mut [u32; NR]) {
     for c in 0..NR {
         dst[c] = lo[c] as u32 | (hi[c] as u32) << 16;
+    }
+}
+
+/// Row `j` of the 16 x 16 words at `dst` (rows `stride` words apart) = word `j` of each of the
+/// 16 rows `row(0..16)` (unaligned): a transpose in four rounds of shuffles.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn transpose16(row: impl Fn(usize) -> *const u32, dst: *mut u32, stride: usize) {
+    let r: [__m512i; 16] = std::array::from_fn(|i| _mm512_loadu_si512(row(i) as *const _));
+    // a[2i], a[2i + 1]: words of rows 2i and 2i + 1 interleaved (each 128-bit lane apart)
+    let a: [__m512i; 16] = std::array::from_fn(|x| {
+        let (u, v) = (r[x & !1], r[x | 1]);
+        if x % 2 == 0 { _mm512_unpacklo_epi32(u, v) } else { _mm512_unpackhi_epi32(u, v) }
+    });
+    // b[4i + c], lane L: word 4L + c of rows 4i..4i + 4
+    let b: [__m512i; 16] = std::array::from_fn(|x| {
+        let (i, c) = (x / 4, x % 4);
+        let (u, v) = (a[4 * i + c / 2], a[4 * i + 2 + c / 2]);
+        if c % 2 == 0 { _mm512_unpacklo_epi64(u, v) } else { _mm512_unpackhi_epi64(u, v) }
+    });
+    for c in 0..4 {
+        let (e0, e1) = (_mm512_shuffle_i32x4::<0x44>(b[c], b[4 + c]), _mm512_shuffle_i32x4::<0xEE>(b[c], b[4 + c]));
+        let (f0, f1) = (_mm512_shuffle_i32x4::<0x44>(b[8 + c], b[12 + c]), _mm512_shuffle_i32x4::<0xEE>(b[8 + c], b[12 + c]));
+        // word 4L + c of all 16 rows: lane L of b[c], b[4 + c], b[8 + c], b[12 + c]
+        let out = [
+            _mm512_shuffle_i32x4::<0x88>(e0, f0),
+            _mm512_shuffle_i32x4::<0xDD>(e0, f0),
+            _mm512_shuffle_i32x4::<0x88>(e1, f1),
+            _mm512_shuffle_i32x4::<0xDD>(e1, f1),
+        ];
+        for (l, v) in out.into_iter().enumerate() {
+            _mm512_storeu_si512(dst.add((4 * l + c) * stride) as *mut _, v);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn transpose16(row: impl Fn(usize) -> *const u32, dst: *mut u32, stride: usize) {
+    for i in 0..16 {
+        for j in 0..16 {
+            *dst.add(j * stride + i) = row(i).add(j).read_unaligned();
+        }
     }
 }
 
