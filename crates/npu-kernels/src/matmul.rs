@@ -252,14 +252,10 @@ unsafe fn run_bf16(dst: &View, a: &View, b: &View, alpha: Scalar, beta: Scalar, 
         (Mat { ptr: pa.get().offset(oa), rs: ars, cs: acs }, Mat { ptr: pb.get().offset(ob), rs: brs, cs: bcs })
     };
     if s.summed {
-        let sd = if beta_zero { Dense::zeroed(DType::F32, &dst.sizes) } else { Dense::of(dst, DType::F32)? };
-        let c = std::slice::from_raw_parts_mut(sd.ptr::<f32>(), sd.view.numel());
-        if !beta_zero {
-            c.iter_mut().for_each(|v| *v *= beta);
-        }
+        let sd = scaled_f32(dst, beta, beta_zero)?;
         for &(_, oa, ob) in &s.batches {
             let (am, bm) = mats(oa, ob);
-            gemm(s.m, s.n, s.k, am, bm, Out::F32 { ptr: c.as_mut_ptr(), ldc: s.n }, alpha);
+            gemm(s.m, s.n, s.k, am, bm, Out::F32 { ptr: sd.ptr::<f32>(), ldc: s.n }, alpha);
         }
         return sd.store(dst);
     }
@@ -283,6 +279,18 @@ unsafe fn run_bf16(dst: &View, a: &View, b: &View, alpha: Scalar, beta: Scalar, 
     Ok(())
 }
 
+/// A contiguous f32 copy of `beta * dst` (zeros when `beta_zero`, whatever `dst` holds) for
+/// products to be added to, then stored back rounded once.
+fn scaled_f32(dst: &View, beta: f32, beta_zero: bool) -> Result<Dense, KernelError> {
+    if beta_zero {
+        return Ok(Dense::zeroed(DType::F32, &dst.sizes));
+    }
+    let sd = Dense::of(dst, DType::F32)?;
+    // SAFETY: sd holds its view's elements, contiguous f32
+    unsafe { std::slice::from_raw_parts_mut(sd.ptr::<f32>(), sd.view.numel()) }.iter_mut().for_each(|v| *v *= beta);
+    Ok(sd)
+}
+
 /// Whether f16 products of this shape go to AMX as bf16 halves (`gemm_f16`): large enough that
 /// splitting the operands costs less than the f32 path's slower products.
 fn f16_split_suits(s: &Shape) -> bool {
@@ -301,29 +309,34 @@ unsafe fn run_f16(dst: &View, a: &View, b: &View, s: &Shape, alpha: Scalar, beta
     use crate::scratch::Scratch;
     let [_, (ars, acs), (brs, bcs)] = s.rc;
     let (pa, pb) = (P(a.ptr as *mut u16), P(b.ptr as *mut u16));
-    let mut split = Vec::with_capacity(s.batches.len());
+    // each distinct operand matrix split once (a broadcast one serves every batch)
+    let mut bufs = Vec::new();
+    let mut split_a = std::collections::HashMap::new();
+    let mut split_b = std::collections::HashMap::new();
     for &(_, oa, ob) in &s.batches {
-        let (mut ba, mut bb) = (Scratch::take::<u16>(0), Scratch::take::<u16>(0));
-        let Some((ah, al)) = halves(Mat { ptr: pa.get().offset(oa), rs: ars, cs: acs }, s.m, s.k, &mut ba) else {
-            return Ok(false);
-        };
-        let Some((bh, bl)) = halves(Mat { ptr: pb.get().offset(ob), rs: brs, cs: bcs }, s.k, s.n, &mut bb) else {
-            return Ok(false);
-        };
-        split.push(([ah, al], [bh, bl], ba, bb));
+        for (map, off, ptr, (rs, cs), (rows, cols)) in
+            [(&mut split_a, oa, pa, (ars, acs), (s.m, s.k)), (&mut split_b, ob, pb, (brs, bcs), (s.k, s.n))]
+        {
+            if !map.contains_key(&off) {
+                let mut buf = Scratch::take::<u16>(0);
+                let Some((hi, lo)) = halves(Mat { ptr: ptr.get().offset(off), rs, cs }, rows, cols, &mut buf) else {
+                    return Ok(false);
+                };
+                map.insert(off, [hi, lo]);
+                bufs.push(buf);
+            }
+        }
     }
     let (alpha, beta): (f32, f32) = (alpha.to_element(), beta.to_element());
-    let sd = if beta_zero { Dense::zeroed(DType::F32, &dst.sizes) } else { Dense::of(dst, DType::F32)? };
-    if !beta_zero {
-        std::slice::from_raw_parts_mut(sd.ptr::<f32>(), sd.view.numel()).iter_mut().for_each(|v| *v *= beta);
-    }
+    let sd = scaled_f32(dst, beta, beta_zero)?;
     // (a hi, b hi), (a lo, b hi), (a hi, b lo), (a lo, b lo)
     let terms = [(0, 0), (1, 0), (0, 1), (1, 1)];
-    for (i, (am, bm, _, _)) in split.iter().enumerate() {
+    for (i, &(_, oa, ob)) in s.batches.iter().enumerate() {
         // sd is contiguous: product i's matrix is the i-th, or the only one when summed
         let c = sd.ptr::<f32>().add(if s.summed { 0 } else { i * s.m * s.n });
-        crate::gemm_amx::gemm_sum(s.m, s.n, s.k, am, bm, &terms, Out::F32 { ptr: c, ldc: s.n }, alpha);
+        crate::gemm_amx::gemm_sum(s.m, s.n, s.k, &split_a[&oa], &split_b[&ob], &terms, Out::F32 { ptr: c, ldc: s.n }, alpha);
     }
+    drop(bufs);
     sd.store(dst)?;
     Ok(true)
 }

@@ -197,7 +197,8 @@ fn bf16_products_with_long_odd_depths() {
 /// values that use all 11 bits of the significand (so the remainders are not zero). A has three
 /// nonzeros per row in [1, 2), B is dense in (-2, 2): every product and sum is exact in f32, and
 /// the result must match the reference bit for bit. B is row-major and transposed; an
-/// infinity or NaN in either operand (which does not split) must give the reference's inf/NaN.
+/// infinity or NaN in either operand (which does not split) must give the reference's inf/NaN;
+/// batched products with a broadcast operand, plain and summed.
 #[test]
 fn f16_products_with_full_significands() {
     let (m, k, n) = (70i64, 100i64, 90i64);
@@ -245,6 +246,10 @@ fn f16_products_with_full_significands() {
         matmul(&dv, &av, &bv, Scalar::Float(1.0), Scalar::Float(0.0)).unwrap_or_else(|e| panic!("{what}: {e}"));
         assert_equal(&db, &want, &what);
     }
+    // batches, one operand broadcast over them (split once, used by every product), summed
+    let (c, bc) = (Spec::contiguous(3), Spec { bcast: vec![true, false, false], ..Spec::contiguous(3) });
+    check(DType::F16, &[3], (m, k, n), false, [&c, &c, &bc], 1.0, 0.5, 12);
+    check(DType::F16, &[3], (m, k, n), true, [&Spec::contiguous(2), &bc, &c], 2.0, 1.0, 13);
 }
 
 #[test]
