@@ -84,8 +84,9 @@ impl ToMath<f32> for bf16 {
 }
 
 /// The element count, if `dst` and `inputs` are valid contiguous views of `dtype` and of one
-/// shape, `dst` writable, and each input apart from `dst` or `dst` itself: the conditions for the bf16 paths that skip the driver's staging. None, having
-/// reported nothing, otherwise: the driver then runs the op, or says what is wrong.
+/// shape, `dst` writable, and each input apart from `dst` or `dst` itself: the conditions for
+/// the bf16 paths that skip the driver's staging. None, having reported nothing, otherwise:
+/// the driver then runs the op, or says what is wrong.
 pub(crate) fn plain_operands(
     name: &str,
     dtype: DType,

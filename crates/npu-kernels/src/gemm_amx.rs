@@ -161,26 +161,15 @@ unsafe fn block(a: *const u16, b: *const u32, steps: usize, c: *mut f32, accumul
     );
 }
 
-/// Prefetches piece `piece` of `pieces` of the `len` bytes at `at` into L2.
+/// Prefetches piece `piece` of `pieces` of the `len` bytes at `at`, with `HINT` (`_MM_HINT_T1`:
+/// into L2; `_MM_HINT_ET0`: into L1, to be written).
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
-fn prefetch_l2(at: *const u8, len: usize, piece: usize, pieces: usize) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+fn prefetch<const HINT: i32>(at: *const u8, len: usize, piece: usize, pieces: usize) {
     let (from, to) = (len * piece / pieces, len * (piece + 1) / pieces);
     for off in (from & !63..to).step_by(64) {
         // SAFETY: a prefetch does not fault, whatever the address
-        unsafe { _mm_prefetch::<_MM_HINT_T1>(at.wrapping_add(off) as *const i8) };
-    }
-}
-
-/// Prefetches the `len` bytes at `at` into L1.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn prefetch_l1(at: *const u8, len: usize) {
-    use std::arch::x86_64::{_mm_prefetch, _MM_HINT_ET0};
-    for off in (0..len).step_by(64) {
-        // SAFETY: a prefetch does not fault, whatever the address
-        unsafe { _mm_prefetch::<_MM_HINT_ET0>(at.wrapping_add(off) as *const i8) };
+        unsafe { std::arch::x86_64::_mm_prefetch::<HINT>(at.wrapping_add(off) as *const i8) };
     }
 }
 
@@ -236,6 +225,7 @@ pub(crate) unsafe fn gemm(m: usize, n: usize, k: usize, a: Mat, b: Mat, out: Out
 pub(crate) unsafe fn gemm_sum(m: usize, n: usize, k: usize, as_: &[Mat], bs: &[Mat], terms: &[(usize, usize)], out: Out, alpha: f32) {
     #[cfg(target_arch = "x86_64")]
     {
+        use std::arch::x86_64::{_MM_HINT_ET0, _MM_HINT_T1};
         if m == 0 || n == 0 {
             return;
         }
@@ -292,16 +282,16 @@ pub(crate) unsafe fn gemm_sum(m: usize, n: usize, k: usize, as_: &[Mat], bs: &[M
                             // next A block and of the next pass's B panels goes to L2 with each
                             // block (from memory, a pass's first blocks took ~4x as long).
                             if let Some((a2, len2)) = a_next {
-                                prefetch_l2(a2, len2 * step_bytes, t - t0, t1 - t0);
+                                prefetch::<_MM_HINT_T1>(a2, len2 * step_bytes, t - t0, t1 - t0);
                             }
                             if let Some(&(_, b2, s2, len2)) = next {
-                                prefetch_l2(b_at(b2, t, s2), len2 * step_bytes, p - p0, p1 - p0);
+                                prefetch::<_MM_HINT_T1>(b_at(b2, t, s2), len2 * step_bytes, p - p0, p1 - p0);
                             }
                             if x > 0 {
                                 // the blocks of C the next call accumulates, into L1
                                 let (p2, t2) = if t + 1 < t1 { (p, t + 1) } else { (p + 1, t0) };
                                 if p2 < p1 {
-                                    prefetch_l1(c(p2, t2) as *const u8, BM * BN * 4);
+                                    prefetch::<_MM_HINT_ET0>(c(p2, t2) as *const u8, BM * BN * 4, 0, 1);
                                 }
                             }
                             block(a_at(a, p, s0) as *const u16, b_at(b, t, s0) as *const u32, len, c(p, t), x > 0);

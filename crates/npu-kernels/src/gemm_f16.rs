@@ -20,9 +20,17 @@ use crate::dense::{Mat, P};
 use crate::scratch::Scratch;
 use crate::view::par_ranges;
 
-/// Whether this CPU runs the split (AMX for the products, AVX512-BF16 for the split itself).
+/// Whether this CPU runs the split (AMX for the products, AVX512-BF16 and -VL for the split
+/// itself).
 pub(crate) fn available() -> bool {
-    crate::gemm_bf16::available() && crate::gemm_amx::available()
+    #[cfg(target_arch = "x86_64")]
+    {
+        crate::gemm_bf16::available() && std::arch::is_x86_feature_detected!("avx512vl") && crate::gemm_amx::available()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
 }
 
 /// The f16 matrix `x` (`rows` x `cols`) split into its bf16 halves `(hi, lo)`, two matrices

@@ -4,8 +4,9 @@
 //! broadcast operands need no copy). bf16 uses AMX tiles (`gemm_amx`) or the AVX512-BF16
 //! kernel of `gemm_bf16` where the CPU has them; large f16 products run on AMX too, each f16
 //! split into two bf16 (`gemm_f16`). Otherwise f16 and bf16 are staged in f32; either way they
-//! accumulate in f32 and round once, as PyTorch's CPU kernels do. Integer types use an exact i64 loop with
-//! wrapping arithmetic, which equals PyTorch's result modulo the width of the type.
+//! accumulate in f32 and round once, as PyTorch's CPU kernels do. Integer types use an exact
+//! i64 loop with wrapping arithmetic, which equals PyTorch's result modulo the width of the
+//! type.
 
 
 use crate::convert::Element;
